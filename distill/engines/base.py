@@ -1,0 +1,88 @@
+"""One small interface in front of every way of sampling a model.
+
+An engine pulls `Request`s lazily from an iterator (so it can keep its batch full across shard
+boundaries) and yields a `Result` per request as each completes, in completion order.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill.engines.config import EngineConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    top_k: int | None = None
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "top_k": self.top_k,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+        }
+
+
+@dataclass(slots=True)
+class Request:
+    key: Any  # opaque to the engine, handed back with the result
+    messages: list[dict[str, str]]
+
+
+@dataclass(slots=True)
+class Sample:
+    text: str  # raw completion (with the reasoning re-wrapped in tags when the API split it off)
+    finish_reason: str | None
+    completion_tokens: int | None
+    think_opened: bool  # the text starts inside <think> (prefilled prompt)
+
+
+@dataclass(slots=True)
+class Result:
+    key: Any
+    samples: list[Sample] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    error: str | None = None  # the request failed: nothing of it may be written as a sample
+    permanent: bool = False  # the failure is the prompt's (e.g. too long), not a transient one
+
+
+class Engine(ABC):
+    """A model to sample from. `teacher` names it in trace rows; `revision` fingerprints it."""
+
+    teacher: str
+    revision: str | None = None
+
+    @abstractmethod
+    def stream(self, requests: Iterable[Request], params: SamplingParams) -> Iterator[Result]:
+        """Yield one Result per request, as they complete."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_engine(cfg: EngineConfig, think_prefill: bool | None = None) -> Engine:
+    """Build the engine a config asks for (heavy imports happen here, not at import time)."""
+    if cfg.backend == "openai":
+        from distill.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(cfg, think_prefill=bool(think_prefill))
+    from distill.engines.vllm_engine import VLLMEngine
+
+    return VLLMEngine(cfg, think_prefill=True if think_prefill is None else think_prefill)

