@@ -43,4 +43,5 @@ class EngineConfig(StrictModel):
     )
     max_concurrency: int = Field(64, ge=1, description="Requests in flight at once.")
     max_retries: int = Field(6, ge=0, description="Retries of a transient error, with backoff.")
+    retry_backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry (max 60 s).")
     request_timeout: float = Field(1800.0, gt=0, description="Seconds per request.")

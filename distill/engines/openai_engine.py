@@ -83,7 +83,7 @@ class OpenAIEngine(Engine):
 
     async def _one(self, client: httpx.AsyncClient, req: Request, params: SamplingParams) -> Result:
         body = self._body(req, params)
-        delay = 1.0
+        delay = self.cfg.retry_backoff_s
         last = "no attempt"
         for attempt in range(self.cfg.max_retries + 1):
             try:

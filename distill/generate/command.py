@@ -68,6 +68,13 @@ def generate_command(
             "teacher.data_parallel_size": data_parallel_size,
         },
     )
+    if cfg.teacher.data_parallel_size > 1 and cfg.teacher.backend == "vllm":
+        from distill.generate.parallel import run_data_parallel
+
+        complete = run_data_parallel(cfg, log=lambda m: typer.echo(m, err=True))
+        typer.echo(f"traces: {cfg.output} ({'complete' if complete else 'incomplete'})", err=True)
+        typer.echo(str(cfg.output))
+        return
     with stage_progress() as (progress, log):
         summary = run_generate(cfg, progress=progress, log=log)
     typer.echo(
