@@ -8,6 +8,7 @@ continuous batching stays full across shard boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 
@@ -34,7 +35,7 @@ def _import_vllm():
 
 class VLLMEngine(Engine):
     def __init__(self, cfg: EngineConfig, think_prefill: bool = True):
-        vllm = _import_vllm()
+        _import_vllm()
         from vllm.platforms import current_platform
 
         self.teacher = cfg.model
@@ -140,8 +141,6 @@ class VLLMEngine(Engine):
 
     def close(self) -> None:
         if self._llm is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._llm.llm_engine.engine_core.shutdown()
-            except Exception:
-                pass
             self._llm = None

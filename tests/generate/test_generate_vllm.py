@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,10 +63,8 @@ def shard_files(out: Path) -> dict[str, tuple[int, int]]:
 def sealed_in_manifest(out: Path) -> list[str]:
     names = []
     for f in (out / "manifests").glob("worker-*.json"):
-        try:
+        with contextlib.suppress(OSError, ValueError, KeyError):
             names += list(json.loads(f.read_text())["shards"])
-        except (OSError, ValueError, KeyError):
-            pass
     return names
 
 
@@ -179,10 +178,10 @@ def test_data_parallel_workers_write_disjoint_shards_of_one_folder(tmp_path, bui
     """data_parallel_size=2 (two CPU engines here) = workers 0 and 1 of 2, merged without coordination."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        f"""generate:
-  input: {{columns: {{problem: question}}, answer_format: gsm8k, limit: 6}}
-  teacher: {{model: smollm2-135m, max_model_len: 512, data_parallel_size: 2, gpu_memory_utilization: 0.2}}
-  sampling: {{num_samples: 1, max_tokens: 16}}
+        """generate:
+  input: {columns: {problem: question}, answer_format: gsm8k, limit: 6}
+  teacher: {model: smollm2-135m, max_model_len: 512, data_parallel_size: 2, gpu_memory_utilization: 0.2}
+  sampling: {num_samples: 1, max_tokens: 16}
   shard_size: 2
 """
     )
