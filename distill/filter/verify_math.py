@@ -1,0 +1,345 @@
+"""Math verification for `distill filter`: the trace's final answer against the gold, with math-verify.
+
+The parent extracts final answers (`answers.py`), answers cheap cases itself (cache, numeric string
+equality: PASS only) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
+processes that run math-verify in their main thread. math-verify's own `signal.alarm` timeouts are off;
+instead each worker arms a soft alarm per item and the parent enforces a hard per-item deadline:
+a worker that overruns is SIGKILLed and replaced, its item gets `error: timeout`, and the rest of its
+chunk is re-queued. Workers run under RLIMIT_AS, so a memory blow-up is `error: memory` (a MemoryError
+reaching us), `error: crash` (the worker died) or, where math-verify's own `except Exception` swallows
+the MemoryError, its "not equal" (fail) - never a host OOM. Any other dead worker: `error: crash`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable
+from itertools import product
+from multiprocessing.connection import wait
+from threading import Lock
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from distill.config import StrictModel
+from distill.filter.answers import extract_final_answer, number_key
+from distill.filter.verdict import Verdict
+
+Pair = tuple[str, str]  # (gold, extracted answer)
+Outcome = tuple[str, str | None]  # (status, reason): what a worker sends back per item
+
+
+class MathVerifyConfig(StrictModel):
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes running math-verify."
+    )
+    timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Hard deadline per (gold, answer) item; a worker past it is killed (error: timeout).",
+    )
+    soft_timeout_s: float | None = Field(
+        None,
+        ge=0,
+        description="In-worker alarm that ends a slow item without killing the worker; below timeout_s. "
+        "Null: 80% of timeout_s; 0: off (every overrun is then a kill).",
+    )
+    memory_mb: int | None = Field(
+        2048, ge=256, description="Address-space cap (RLIMIT_AS) of each worker in MiB; null for none."
+    )
+    chunk_size: int = Field(64, ge=1, description="Items sent to a worker per round trip.")
+    cache_size: int = Field(
+        500_000, ge=0, description="Verdicts kept per (gold, answer) pair for the verifier's lifetime."
+    )
+    fast_path: bool = Field(
+        True, description="PASS at once when gold and answer are the same plain number (1,000 == 1000.0)."
+    )
+    start_method: Literal["forkserver", "spawn"] = Field(
+        "forkserver", description="How worker processes start (forkserver preloads math-verify once)."
+    )
+
+    @model_validator(mode="after")
+    def _soft_below_hard(self) -> MathVerifyConfig:
+        if self.soft_timeout_s and self.soft_timeout_s >= self.timeout_s:
+            raise ValueError("soft_timeout_s must be below timeout_s")
+        return self
+
+    def soft_timeout(self) -> float:
+        return 0.8 * self.timeout_s if self.soft_timeout_s is None else self.soft_timeout_s
+
+
+# --- worker side ------------------------------------------------------------------------------
+
+
+class _SoftTimeout(BaseException):
+    """Raised by the worker's alarm; a BaseException so math-verify's `except Exception` lets it out."""
+
+
+class _Checker:
+    """math-verify with the parsed gold and the parsed answer cached per string (worker side)."""
+
+    CACHE_LIMIT = 50_000
+
+    def __init__(self) -> None:
+        from latex2sympy2_extended import NormalizationConfig
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+        self._parse, self._verify = parse, verify
+        # Gold: open-r1's settings. Prediction: open-r1's (boxed first, LaTeX only), minus the
+        # `equations=True` that math-verify 0.9 deprecates (its parser handles equations itself).
+        self.gold_config = [LatexExtractionConfig(), ExprExtractionConfig()]
+        norm = NormalizationConfig(
+            nits=False, malformed_operators=False, basic_latex=True, equations=False, boxed="all", units=True
+        )
+        self.pred_config = [
+            LatexExtractionConfig(
+                normalization_config=norm, boxed_match_priority=0, try_extract_without_anchor=False
+            )
+        ]
+        self.golds: dict[str, list] = {}
+        self.preds: dict[str, list] = {}
+
+    def parse(self, text: str, config: list, cache: dict[str, list], key: str) -> list:
+        if (hit := cache.get(key)) is not None:
+            return hit
+        try:  # raise_on_error lets a MemoryError out; other errors are math-verify's "nothing parsed"
+            parsed = self._parse(
+                text,
+                extraction_config=config,
+                extraction_mode="first_match",
+                parsing_timeout=None,
+                raise_on_error=True,
+            )
+        except MemoryError:
+            raise
+        except Exception:
+            parsed = []
+        if len(cache) >= self.CACHE_LIMIT:
+            cache.clear()
+        cache[key] = parsed
+        return parsed
+
+    def check(self, gold: str, answer: str) -> Outcome:
+        gold_parsed = self.parse(gold, self.gold_config, self.golds, gold)
+        if not gold_parsed:
+            return "error", "unparsable gold"
+        pred_parsed = self.parse("\\boxed{" + answer + "}", self.pred_config, self.preds, answer)
+        if not pred_parsed:
+            return "fail", "unparsable answer"
+        # verify(golds, preds) is any() over the product with errors counted as False; the same loop
+        # here, pair by pair, so that a MemoryError is reported instead of read as "not equal".
+        for g, p in product(gold_parsed, pred_parsed):
+            try:
+                if self._verify(g, p, timeout_seconds=None, raise_on_error=True):
+                    return "pass", "verified"
+            except MemoryError:
+                raise
+            except Exception:
+                continue
+        return "fail", "wrong answer"
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise _SoftTimeout
+
+
+def _worker_main(conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s: float | None) -> None:
+    """Serve chunks of (gold, answer) pairs until None; `progress` = [item index or -1, start time]."""
+    if memory_mb:
+        limit = memory_mb * 2**20
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    signal.signal(signal.SIGALRM, _on_alarm)
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" warnings
+    checker = _Checker()
+    checker.check("1", "1")  # warm up the LaTeX parser
+    while (chunk := conn.recv()) is not None:
+        out: list[Outcome] = []
+        for i, (gold, answer) in enumerate(chunk):
+            progress[1] = time.monotonic()
+            progress[0] = i
+            outcome: Outcome | None = None
+            try:
+                try:
+                    if soft_timeout_s:
+                        signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
+                    outcome = checker.check(gold, answer)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+            except _SoftTimeout:  # may also land just after the item finished: keep its outcome
+                outcome = outcome or ("error", "timeout")
+            except MemoryError:
+                outcome = ("error", "memory")
+            out.append(outcome)
+        progress[0] = -1
+        conn.send(out)
+
+
+# --- parent side ------------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, ctx: Any, config: MathVerifyConfig) -> None:
+        soft = config.soft_timeout()
+        self.progress = ctx.RawArray("d", [-1.0, 0.0])
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, self.progress, config.memory_mb, soft), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.chunk: list[int] | None = None  # item indices in flight
+        self.served = False  # finished at least one chunk (a worker dying before that is a start failure)
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.join()
+        self.conn.close()
+
+
+class MathVerifier:
+    """`verify_many(rows)` -> one `Verdict` per row, in order. A context manager; `close()` stops workers."""
+
+    def __init__(self, config: MathVerifyConfig | None = None) -> None:
+        self.config = config or MathVerifyConfig()
+        self._ctx = mp.get_context(self.config.start_method)
+        if self.config.start_method == "forkserver":
+            self._ctx.set_forkserver_preload(["math_verify", "latex2sympy2_extended", __name__])
+        self._workers: list[_Worker] = []
+        self._cache: dict[Pair, Verdict] = {}
+        self._lock = Lock()
+
+    def __enter__(self) -> MathVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def worker_pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
+    def close(self) -> None:
+        with self._lock:
+            for w in self._workers:
+                with contextlib.suppress(OSError):
+                    w.conn.send(None)
+            for w in self._workers:
+                w.process.join(timeout=2)
+                w.kill()
+            self._workers = []
+
+    def verify_many(self, rows: Iterable[dict]) -> list[Verdict]:
+        with self._lock:
+            return self._verify_many(rows)
+
+    def _verify_many(self, rows: Iterable[dict]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = []
+        waiting: dict[Pair, list[int]] = {}
+        for row in rows:
+            verdicts.append(None)
+            answer = extract_final_answer(row.get("content"), row.get("reasoning"))
+            if answer is None:
+                verdicts[-1] = Verdict.failed("no final answer")
+                continue
+            gold = "" if row.get("answer") is None else str(row["answer"])
+            if "####" in gold:  # a whole GSM8K solution: its final answer follows `#### `
+                gold = gold.rsplit("####", 1)[1].strip()
+            pair = (gold, answer)
+            verdicts[-1] = self._cache.get(pair) or self._shortcut(pair)
+            if verdicts[-1] is None:
+                waiting.setdefault(pair, []).append(len(verdicts) - 1)
+        if waiting:
+            pairs = list(waiting)
+            try:
+                outcomes = self._run(pairs)
+            except BaseException:  # Ctrl-C, workers dying at start: no chunk may outlive this call
+                for w in self._workers:
+                    w.kill()
+                self._workers = []
+                raise
+            for pair, verdict in zip(pairs, outcomes, strict=True):
+                if verdict.reason != "crash" and self.config.cache_size:
+                    if len(self._cache) >= self.config.cache_size:
+                        self._cache.clear()
+                    self._cache[pair] = verdict
+                for i in waiting[pair]:
+                    verdicts[i] = verdict
+        return verdicts  # type: ignore[return-value]
+
+    def _shortcut(self, pair: Pair) -> Verdict | None:
+        if self.config.fast_path:
+            key = number_key(pair[0])
+            if key is not None and key == number_key(pair[1]):
+                return Verdict.passed("equal")
+        return None
+
+    def _run(self, pairs: list[Pair]) -> list[Verdict]:
+        """Verify `pairs` on the pool; every overrun/crash costs only its own item."""
+        n_workers = min(self.config.workers, len(pairs))
+        while len(self._workers) < n_workers:
+            self._workers.append(_Worker(self._ctx, self.config))
+        size = max(1, min(self.config.chunk_size, -(-len(pairs) // (4 * n_workers))))
+        by_gold = sorted(range(len(pairs)), key=lambda i: pairs[i][0])  # a gold's pairs share a chunk,
+        todo = deque(by_gold[i : i + size] for i in range(0, len(pairs), size))  # so one worker parses it
+        results: list[Verdict | None] = [None] * len(pairs)
+        start_failures = 0
+        while todo or any(w.chunk is not None for w in self._workers):
+            for k, w in enumerate(self._workers):
+                if w.chunk is None and todo:
+                    chunk = todo.popleft()
+                    try:
+                        w.conn.send([pairs[i] for i in chunk])
+                        w.chunk = chunk
+                    except OSError:  # died while idle (killed from outside): replace, retry the chunk
+                        todo.appendleft(chunk)
+                        w.kill()
+                        self._workers[k] = _Worker(self._ctx, self.config)
+            busy = [w for w in self._workers if w.chunk is not None]
+            now = time.monotonic()
+            deadlines = [w.progress[1] + self.config.timeout_s for w in busy if w.progress[0] >= 0]
+            wake = max(0.0, min(deadlines, default=now + 0.25) - now) + 0.005
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=wake))
+            now = time.monotonic()
+            for k, w in enumerate(self._workers):
+                if w.chunk is None:
+                    continue
+                if w.conn in ready:
+                    try:
+                        for i, (status, reason) in zip(w.chunk, w.conn.recv(), strict=True):
+                            results[i] = Verdict(status, reason)  # type: ignore[arg-type]
+                        w.chunk, w.served, start_failures = None, True, 0
+                        continue
+                    except (EOFError, OSError):
+                        pass  # died: handled below
+                dead = w.process.sentinel in ready or not w.process.is_alive()
+                overdue = w.progress[0] >= 0 and now - w.progress[1] > self.config.timeout_s
+                if not (dead or overdue):
+                    continue
+                w.kill()
+                at = int(w.progress[0])  # the item it was on (stable now that it is dead)
+                if at < 0:
+                    if not w.served:
+                        start_failures += 1
+                        if start_failures >= 3:
+                            raise RuntimeError(
+                                f"math-verify workers die at start (exit code {w.process.exitcode}); "
+                                "is memory_mb too low?"
+                            )
+                    todo.appendleft(w.chunk)
+                else:
+                    results[w.chunk[at]] = Verdict.errored("crash" if dead and not overdue else "timeout")
+                    rest = w.chunk[:at] + w.chunk[at + 1 :]
+                    if rest:
+                        todo.appendleft(rest)
+                w.chunk = None
+                self._workers[k] = _Worker(self._ctx, self.config)
+        return results  # type: ignore[return-value]

@@ -1,0 +1,269 @@
+"""The math verifier: extraction, math-verify verdicts, and the worker pool's failure handling.
+
+Real math-verify in real worker processes; no mocks. Verdicts asserted below are what math-verify
+0.9 decides (the verifier's fast path may only answer PASS where math-verify would too).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from distill.filter.answers import extract_final_answer, last_boxed, number_key
+from distill.filter.verdict import Verdict
+from distill.filter.verify_math import MathVerifier, MathVerifyConfig
+
+TOWER = "\\boxed{5^{5^{5^{5^{5}}}}}"  # hangs math-verify's comparison far past any timeout
+
+
+def row(gold: str, content: str | None, reasoning: str = "") -> dict:
+    return {"answer": gold, "content": content, "reasoning": reasoning}
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    with MathVerifier(MathVerifyConfig(workers=2, timeout_s=5)) as v:
+        yield v
+
+
+def statuses(verdicts: list[Verdict]) -> list[str]:
+    return [v.status for v in verdicts]
+
+
+# --- extraction (no workers) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("So the answer is $\\boxed{18}$.", "18"),
+        ("first \\boxed{17}, corrected: \\boxed{18}", "18"),  # the last box wins
+        ("\\boxed{\\frac{1}{2}} then \\fbox{3}", "3"),
+        ("\\boxed{\\text{13}}", "\\text{13}"),
+        ("nested \\boxed{\\sqrt{\\frac{a}{b}}}", "\\sqrt{\\frac{a}{b}}"),
+        ("\\boxed{5} and a cut-off \\boxed{\\frac{1}{", "5"),  # unbalanced last box is skipped
+        ("\\boxed{} \\boxed{7} \\boxed{}", "7"),  # empty boxes are skipped
+        ("so \\boxed 5$ done", "5"),
+        ("Total: 9 * 2 = 18\n#### 18", "18"),
+        ("Step 1 ...\nThe final answer is $\\frac{1}{2}$.", "\\frac{1}{2}"),
+        ("Final Answer: 42", "42"),
+        ("Adding up, the result is **73**.", "73"),
+        ("**Answer: 73**", "73"),
+        ("I am not sure what the answer is.", None),
+        ("**bold** in the middle, then plain text", None),
+    ],
+)
+def test_extract_from_content(content: str, expected: str | None) -> None:
+    assert extract_final_answer(content, "reasoning with \\boxed{999}") == expected
+
+
+def test_extract_falls_back_to_the_reasoning_tail_only_without_content() -> None:
+    reasoning = "early guess \\boxed{1}" + "x" * 3000 + "so it is \\boxed{12}. Let me double-check"
+    assert extract_final_answer(None, reasoning) == "12"
+    assert extract_final_answer("   \n", reasoning) == "12"
+    assert extract_final_answer(None, "\\boxed{1}" + "x" * 3000) is None  # only the last 2000 chars
+    assert extract_final_answer("no answer here", reasoning) is None
+    assert extract_final_answer(None, None) is None
+
+
+def test_extract_is_fast_on_long_traces() -> None:
+    content = ("$x^{2} + {y}$ and {braces} " * 1500) + "\\boxed{\\frac{3}{4}}" + "\\boxed{" + "{" * 2000
+    start = time.perf_counter()
+    for _ in range(200):
+        assert last_boxed(content) == "\\frac{3}{4}"
+    assert (time.perf_counter() - start) / 200 < 0.002
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [("18", "18"), ("1,000", "1000"), ("$1,000.50$", "1000.5"), ("18.00", "18"), ("\\$18", "18"),
+     ("\\text{13}", None), ("-0", "0"), ("1 000", None), ("\\text{1,000}", None), ("1,2", None), ("10.", None), ("\\frac{1}{2}", None), ("1e3", None)],
+)  # fmt: skip
+def test_number_key(text: str, key: str | None) -> None:
+    assert number_key(text) == key
+
+
+# --- verdicts (real math-verify in workers) ---------------------------------------------------
+
+
+def test_gsm8k_style_answers(verifier: MathVerifier) -> None:
+    rows = [
+        row("18", "She makes $18.\n\\boxed{18}"),
+        row("18", "\\boxed{17}"),
+        row("1,000", "\\boxed{1000}"),
+        row("1000", "\\boxed{1,000}"),
+        row("1,000", "\\boxed{999}"),
+        row("13", "\\boxed{\\text{13}}"),
+        row("18", "\\boxed{18 \\text{ dollars}}"),
+        row("18", "\\boxed{\\$18}"),
+        row("73", "The total is **73**."),
+        row("18", "Thus 9 * 2 = 18\n#### 18"),
+        row("18", "\\boxed{18} was wrong; it is \\boxed{19}"),  # the last box wins
+        row("18", "\\boxed{19} was wrong; it is \\boxed{18}"),
+        row("She sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\n9 * 2 = $<<9*2=18>>18\n#### 18", "\\boxed{18}"),
+    ]
+    got = verifier.verify_many(rows)
+    assert statuses(got) == [
+        "pass", "fail", "pass", "pass", "fail", "pass", "pass", "pass", "pass", "pass", "fail", "pass", "pass"
+    ]  # fmt: skip
+    assert got[1] == Verdict.failed("wrong answer")
+
+
+def test_fractions_and_decimals_follow_math_verify(verifier: MathVerifier) -> None:
+    """math-verify compares a float with a rational after rounding both to 6 decimals: 0.5 == 1/2 and
+    0.333333 == 1/3, but 0.333 != 1/3. A bare `\\frac{1}{2}` gold parses, a bare `\\frac13` or
+    `\\dfrac{1}{2}` gold does not (no `$` anchors): those are `error: unparsable gold`."""
+    rows = [
+        row("\\frac{1}{2}", "\\boxed{0.5}"),
+        row("0.5", "\\boxed{\\frac{1}{2}}"),
+        row("$\\frac12$", "\\boxed{\\dfrac{1}{2}}"),
+        row("0.5", "\\boxed{1/2}"),
+        row("$\\frac{1}{3}$", "\\boxed{0.333333}"),
+        row("$\\frac{1}{3}$", "\\boxed{0.333}"),
+        row("\\frac{1}{2}", "\\boxed{\\frac{2}{3}}"),
+        row("\\frac13", "\\boxed{\\frac{1}{3}}"),
+        row("\\dfrac{1}{2}", "\\boxed{0.5}"),
+    ]
+    got = verifier.verify_many(rows)
+    assert statuses(got) == ["pass", "pass", "pass", "pass", "pass", "fail", "fail", "error", "error"]
+    assert got[-1] == Verdict.errored("unparsable gold")
+
+
+def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
+    rows = [
+        row("12", None, reasoning="... so the total is \\boxed{12}. Wait, let me"),  # cut off in <think>
+        row("12", None, reasoning="... the total is \\boxed{13}. Wait"),
+        row("12", "I could not solve it."),
+        row("12", None, reasoning="no box"),
+        row("hello world", "\\boxed{1}"),
+        row("", "\\boxed{1}"),
+    ]
+    got = verifier.verify_many(rows)
+    assert got[:2] == [Verdict.passed("equal"), Verdict.failed("wrong answer")]
+    assert got[2] == got[3] == Verdict.failed("no final answer")
+    assert got[4] == got[5] == Verdict.errored("unparsable gold")
+
+
+def test_fast_path_never_changes_a_math_verify_verdict() -> None:
+    golds = ["18", "1,000", "1000", "$1,000$", "0.5", "3.50", "-0", "007", "1,2", "$18$", "18.0"]
+    answers = ["18", " 18 ", "18.0", "\\$18", "\\$ 18", "$18$", "-18", "\\text{18}", "\\text{ 18 }", "18.",
+               "{18}", "1000", "1,000", "1{,}000", "1 000", "1\\,000", "1\\ 000", "\\text{1,000}", "1000.00",
+               "0.50", "3.5", "0", "-0.0", "7", "007", "1,2", "1.2"]  # fmt: skip
+    rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
+    with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
+        reference = slow.verify_many(rows)
+    with MathVerifier(MathVerifyConfig(workers=2, fast_path=True)) as fast:
+        got = fast.verify_many(rows)
+    assert statuses(got) == statuses(reference)
+    assert sum(v.reason == "equal" for v in got) >= 20  # the short-cut did answer a good share
+
+
+def test_repeated_pairs_are_verified_once(verifier: MathVerifier) -> None:
+    rows = [row("$\\frac{3}{4}$", "\\boxed{0.75}")] * 500 + [row("$\\frac{3}{4}$", "\\boxed{0.7}")] * 500
+    start = time.perf_counter()
+    got = verifier.verify_many(rows)
+    assert statuses(got) == ["pass"] * 500 + ["fail"] * 500
+    assert time.perf_counter() - start < 2
+
+
+# --- the pool: deadlines, crashes, threads ----------------------------------------------------
+
+
+@pytest.mark.parametrize("soft_timeout_s", [None, 0], ids=["soft-alarm", "hard-kill"])
+def test_power_tower_times_out_and_the_next_rows_still_verify(soft_timeout_s: float | None) -> None:
+    """None: the worker's own alarm ends the item; 0: no alarm, the parent kills and replaces it."""
+    rows = [
+        row("5", TOWER),
+        row("5", "\\boxed{5}"),
+        row("5", "\\boxed{6}"),
+        row("$\\frac{1}{2}$", "\\boxed{0.5}"),
+    ]
+    with MathVerifier(MathVerifyConfig(workers=1, timeout_s=1.0, soft_timeout_s=soft_timeout_s)) as v:
+        v.verify_many([row("1", "\\boxed{1.5}")])  # start the worker outside the timing
+        before = v.worker_pids()
+        start = time.monotonic()
+        got = v.verify_many(rows)
+        elapsed = time.monotonic() - start
+        assert got == [Verdict.errored("timeout"), Verdict.passed("equal"), Verdict.failed("wrong answer"),
+                       Verdict.passed("verified")]  # fmt: skip
+        assert elapsed < 1.0 + 2.0  # deadline + the worker's replacement and some load slack
+        assert (v.worker_pids() == before) == (soft_timeout_s is None)
+
+
+def test_verify_from_a_non_main_thread(verifier: MathVerifier) -> None:
+    from math_verify import parse, verify
+
+    def plain() -> None:  # what breaks: math-verify's signal.alarm timeout outside the main thread
+        verify(parse("$1$"), parse("$1$"))
+
+    caught: list[BaseException] = []
+    t = threading.Thread(target=lambda: _capture(plain, caught))
+    t.start()
+    t.join()
+    assert caught and "threaded environment" in str(caught[0])
+
+    results: list = []
+    t = threading.Thread(
+        target=lambda: results.append(verifier.verify_many([row("2", "\\boxed{\\frac{4}{2}}")]))
+    )
+    t.start()
+    t.join(timeout=30)
+    assert results == [[Verdict.passed("verified")]]
+
+
+def _capture(fn, sink: list) -> None:
+    try:
+        fn()
+    except BaseException as exc:
+        sink.append(exc)
+
+
+def test_a_worker_killed_from_outside_is_replaced() -> None:
+    with MathVerifier(MathVerifyConfig(workers=2, timeout_s=10, soft_timeout_s=0)) as v:
+        v.verify_many([row("1", "\\boxed{1.5}"), row("2", "\\boxed{2.5}")])
+        old = v.worker_pids()
+        for pid in old:  # killed while idle: the next call gets fresh workers
+            os.kill(pid, signal.SIGKILL)
+        assert statuses(v.verify_many([row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4}")])) == [
+            "pass", "fail"
+        ]  # fmt: skip
+        assert not set(v.worker_pids()) & set(old)
+
+        def kill_soon() -> None:  # killed mid-item: that item is a crash, not a fail
+            time.sleep(1.0)
+            for pid in v.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+
+        threading.Thread(target=kill_soon).start()
+        start = time.monotonic()
+        got = v.verify_many([row("5", TOWER)])
+        assert got == [Verdict.errored("crash")]
+        assert time.monotonic() - start < 5
+        assert v.verify_many([row("$\\frac{1}{4}$", "\\boxed{0.25}")]) == [Verdict.passed("verified")]
+
+
+def test_workers_run_under_the_memory_cap() -> None:
+    with MathVerifier(MathVerifyConfig(workers=1, memory_mb=1536)) as v:
+        v.verify_many([row("1", "\\boxed{1.5}")])
+        limits = Path(f"/proc/{v.worker_pids()[0]}/limits").read_text()
+    line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
+    assert line.split()[3] == str(1536 * 2**20)
+
+
+def test_config_is_strict() -> None:
+    assert MathVerifyConfig().workers == (os.cpu_count() or 1)
+    with pytest.raises(ValueError, match=r"extra|unknown"):
+        MathVerifyConfig(timeout=3)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="soft_timeout_s"):
+        MathVerifyConfig(timeout_s=2, soft_timeout_s=3)
+
+
+def test_spawn_start_method_works_too() -> None:
+    with MathVerifier(MathVerifyConfig(workers=1, start_method="spawn", timeout_s=1.0)) as v:
+        got = v.verify_many([row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4}")])
+    assert got == [Verdict.errored("timeout"), Verdict.passed("verified"), Verdict.failed("wrong answer")]
