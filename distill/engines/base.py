@@ -22,6 +22,7 @@ class SamplingParams:
     max_tokens: int
     top_k: int | None = None
     seed: int = 0
+    ignore_eos: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -31,6 +32,7 @@ class SamplingParams:
             "top_k": self.top_k,
             "max_tokens": self.max_tokens,
             "seed": self.seed,
+            **({"ignore_eos": True} if self.ignore_eos else {}),
         }
 
 

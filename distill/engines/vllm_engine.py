@@ -97,6 +97,7 @@ class VLLMEngine(Engine):
             top_p=params.top_p,
             top_k=params.top_k if params.top_k else 0,
             max_tokens=params.max_tokens,
+            ignore_eos=params.ignore_eos,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         pending: dict[str, tuple[object, bool]] = {}

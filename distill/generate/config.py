@@ -25,6 +25,7 @@ class SamplingConfig(StrictModel):
     top_k: int | None = Field(None, description="Off by default, as in the R1 recipe.")
     max_tokens: int = Field(32768, ge=1, description="Most new tokens per sample.")
     seed: int = Field(0, description="Engine seed.")
+    ignore_eos: bool = Field(False, description="Benchmarks only: always generate max_tokens tokens.")
 
 
 class PromptConfig(StrictModel):

@@ -47,7 +47,7 @@ class GenerateSummary:
 
 def sampling_of(cfg: GenerateConfig) -> SamplingParams:
     s = cfg.sampling
-    return SamplingParams(s.num_samples, s.temperature, s.top_p, s.max_tokens, s.top_k, s.seed)
+    return SamplingParams(s.num_samples, s.temperature, s.top_p, s.max_tokens, s.top_k, s.seed, s.ignore_eos)
 
 
 def _shard_bounds(k: int, size: int, total: int) -> tuple[int, int]:
