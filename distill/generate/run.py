@@ -135,9 +135,15 @@ def run_generate(
     teacher = cfg.teacher.model
     num_shards = -(-n // cfg.shard_size)
     think_prefill = cfg.prompts.think_prefill
+    revision = None
+    if cfg.teacher.backend == "vllm":
+        from distill.models import model_revision, resolve_model
+
+        revision = model_revision(resolve_model(teacher))
     identity = {
         "stage": "generate",
         "teacher": teacher,
+        "teacher_revision": revision,
         "sampling": sampling,
         "prompts": cfg.prompts.model_dump(),
         "shard_size": cfg.shard_size,
@@ -166,8 +172,6 @@ def run_generate(
         finally:
             if own_engine:
                 engine.close()
-        if engine.revision:
-            info["teacher_revision"] = engine.revision
     manifest = merge_manifests(out, {"rejected_rows": len(pset.rejects), "rows_read": pset.rows_read})
     summary.complete = manifest is not None
     if manifest is not None and cfg.worker_index == 0:
