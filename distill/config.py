@@ -30,6 +30,7 @@ class ConfigError(UserError):
 # stage name in a recipe -> "module:Class" of its config model (imported lazily).
 STAGES: dict[str, str] = {
     "generate": "distill.generate.config:GenerateConfig",
+    "filter": "distill.filter.config:FilterConfig",
     "train": "distill.train.config:TrainConfig",
 }
 

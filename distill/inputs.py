@@ -81,7 +81,7 @@ class PromptSet:
 # --- raw readers: yield (file, line_or_row_number, dict | Reject) -------------------------------
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     n_lines = n_bad_json = 0
     with opener(path, "rb") as fh:
@@ -194,7 +194,7 @@ def _kind_of(path: Path, cfg: InputConfig) -> str:
 def iter_raw(cfg: InputConfig) -> Iterator[tuple[str, int, dict[str, Any] | str]]:
     for kind, path in _files_of(cfg):
         if kind == "jsonl":
-            it = _iter_jsonl(Path(path))
+            it = iter_jsonl(Path(path))
         elif kind == "parquet":
             it = _iter_parquet(Path(path))
         else:

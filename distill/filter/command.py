@@ -8,13 +8,60 @@ from typing import Annotated
 import typer
 
 
+def _per_prompt(value: str | None) -> int | str | None:
+    if value is None or value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter("must be a positive number or 'all'") from None
+
+
 def filter_command(
     input: Annotated[
-        Path, typer.Argument(help="A folder written by `distill generate`, or trace Parquet/JSONL.")
+        str, typer.Argument(help="A folder written by `distill generate`, or trace Parquet/JSONL.")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
-    recipe: Annotated[Path | None, typer.Option(help="Recipe YAML (its `filter` section).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (resumable).")],
+    recipe: Annotated[
+        Path | None, typer.Option(help="Recipe YAML; its `filter` section sets defaults.")
+    ] = None,
+    max_per_prompt: Annotated[
+        str | None, typer.Option(help="Passing samples kept per prompt, or 'all' [default: 1].")
+    ] = None,
+    decontaminate: Annotated[
+        list[Path] | None,
+        typer.Option(help="Benchmark file (JSONL/Parquet with a question column); repeatable."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes for readability and MinHash [default: CPUs].")
+    ] = None,
 ) -> None:
-    """Rejection sampling, readability filters, dedup and decontamination -> SFT set."""
-    typer.echo("distill filter: not implemented yet", err=True)
-    raise typer.Exit(3)
+    """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,
+    MinHash dedup and decontamination -> sft/, rejects/, report."""
+    from distill.config import load_stage_config
+    from distill.filter.run import run_filter
+    from distill.progress import stage_progress
+
+    cfg = load_stage_config(
+        "filter",
+        recipe,
+        {
+            "input": input,
+            "output": str(output),
+            "select.max_per_prompt": _per_prompt(max_per_prompt),
+            "decontaminate.benchmarks": [str(p) for p in decontaminate] if decontaminate else None,
+            "workers": workers,
+        },
+    )
+    with stage_progress() as (progress, log):
+        summary = run_filter(cfg, progress=progress, log=log)
+    width = max(len(f["stage"]) for f in summary.funnel)
+    lines = [f"  {f['stage']:<{width}}  -{f['dropped']:<7} {f['rows']:>8} left" for f in summary.funnel]
+    typer.echo("funnel:\n" + "\n".join(lines), err=True)
+    typer.echo(f"kept {summary.kept} of {summary.rows} rows in {summary.seconds:.1f} s", err=True)
+    typer.echo(
+        f"SFT set: {summary.output / 'sft'}   rejects: {summary.output / 'rejects'}   "
+        f"report: {summary.output / 'report.md'}",
+        err=True,
+    )
+    typer.echo(str(summary.output / "sft"))

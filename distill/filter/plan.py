@@ -1,0 +1,111 @@
+"""The filter's second pass: decisions that need every row at once, made from small columns only.
+
+Per-prompt pass rates, the difficulty band, exact and near-duplicate removal (survivors are
+deterministic: passing rows first, then the shortest, then by id), per-prompt selection and
+preference pairs. Returns a decision per row id; texts never enter memory here, only the MinHash
+signatures (the LSH index).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distill.filter.config import FilterConfig
+from distill.filter.dedup import ExactDedup, NearDedup
+
+
+@dataclass
+class Keys:
+    """The second pass's view of every row (columns of the work shards, concatenated)."""
+
+    ids: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    verdicts: list[str | None] = field(default_factory=list)
+    stage1: list[str | None] = field(default_factory=list)  # reject stage from the first pass
+    lengths: list[int] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    signatures: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    decisions: dict[str, tuple[str, str]]  # row id -> (reject stage, reason), second-pass rejects only
+    pass_rates: dict[str, float | None]  # prompt id -> passed / (passed + failed)
+    pairs: list[tuple[str, str, str]]  # (prompt id, chosen row id, rejected row id)
+
+
+def pass_rates_of(keys: Keys) -> dict[str, float | None]:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for pid, verdict in zip(keys.prompts, keys.verdicts, strict=True):
+        c = counts[pid]
+        if verdict == "pass":
+            c[0] += 1
+        elif verdict == "fail":
+            c[1] += 1
+    return {pid: (p / (p + f) if p + f else None) for pid, (p, f) in counts.items()}
+
+
+def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
+    rates = pass_rates_of(keys)
+    decisions: dict[str, tuple[str, str]] = {}
+    alive = [i for i, stage in enumerate(keys.stage1) if stage is None]
+
+    band = cfg.select.difficulty
+    if band is not None:
+        lo, hi = band
+        survivors = []
+        for i in alive:
+            rate = rates.get(keys.prompts[i])
+            if rate is None or not lo <= rate <= hi:
+                shown = "n/a" if rate is None else f"{rate:.2f}"
+                decisions[keys.ids[i]] = ("difficulty", f"pass rate {shown} outside [{lo}, {hi}]")
+            else:
+                survivors.append(i)
+        alive = survivors
+
+    # Preferred rows first: passing, then shortest, then by id. The first copy of a duplicate survives.
+    alive.sort(key=lambda i: (keys.verdicts[i] != "pass", keys.lengths[i], keys.ids[i]))
+    d = cfg.dedup
+    exact = ExactDedup(d.scope) if d.exact else None
+    near = NearDedup(d) if d.near else None
+    survivors = []
+    for i in alive:
+        rid, group = keys.ids[i], keys.prompts[i]
+        if exact is not None and (other := exact.add_digest(rid, keys.digests[i], group)):
+            decisions[rid] = ("dedup", f"exact duplicate of {other}")
+            continue
+        if near is not None and (other := near.add_signature(rid, keys.signatures[i], group)):
+            decisions[rid] = ("dedup", f"near duplicate of {other} (jaccard ~{near.last_similarity:.2f})")
+            continue
+        survivors.append(i)
+
+    by_prompt: dict[str, list[int]] = defaultdict(list)
+    for i in survivors:  # already in preference order
+        by_prompt[keys.prompts[i]].append(i)
+    k = cfg.select.max_per_prompt
+    kept: dict[str, list[int]] = {}
+    for pid, rows in by_prompt.items():
+        if cfg.select.rule == "random":
+            rows = sorted(rows, key=lambda i: keys.ids[i])
+            random.Random(f"{cfg.select.seed}:{pid}").shuffle(rows)
+        limit = len(rows) if k == "all" else k
+        kept[pid] = rows[:limit]
+        for i in rows[limit:]:
+            decisions[keys.ids[i]] = ("select", f"max_per_prompt={k}: {limit} of {len(rows)} kept")
+
+    pairs = []
+    if cfg.select.preference_pairs:
+        failing: dict[str, list[int]] = defaultdict(list)
+        for i, verdict in enumerate(keys.verdicts):
+            if verdict == "fail":
+                failing[keys.prompts[i]].append(i)
+        for pid, rows in kept.items():
+            chosen = next((i for i in rows if keys.verdicts[i] == "pass"), None)
+            if chosen is not None and failing.get(pid):
+                worst = max(failing[pid], key=lambda i: (keys.lengths[i], keys.ids[i]))  # longest wrong one
+                pairs.append((pid, keys.ids[chosen], keys.ids[worst]))
+    return Plan(decisions, rates, sorted(pairs))

@@ -1,0 +1,107 @@
+"""The filter's verifiers behind one door: each row goes to the verifier its domain names.
+
+Verifiers start lazily (math workers, the sandbox, the judge's engine) and only when a row needs
+them. `error` verdicts are retried `error_retries` times; what is still an error stays an error
+(the policy in the config decides whether such rows are excluded), never a `fail`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.filter.config import VerifyConfig
+from distill.filter.decontam import DecontamConfig, Decontaminator
+from distill.filter.verdict import Verdict
+
+
+class Verifiers:
+    def __init__(self, cfg: VerifyConfig):
+        self.cfg = cfg
+        self._math = self._code = self._judge = None
+        self._decontam: Decontaminator | None = None
+
+    def __enter__(self) -> Verifiers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for v in (self._math, self._judge):
+            if v is not None:
+                v.close()
+        self._math = self._judge = None
+
+    # --- the verifiers, built on first use --------------------------------------------------------
+
+    def math(self):
+        if self._math is None:
+            from distill.filter.verify_math import MathVerifier
+
+            self._math = MathVerifier(self.cfg.math)
+        return self._math
+
+    def code(self):
+        if self._code is None:
+            from distill.filter.verify_code import CodeVerifier
+
+            self._code = CodeVerifier(self.cfg.code)
+        return self._code
+
+    def judge(self):
+        if self._judge is None:
+            from distill.filter.verify_judge import LLMJudge
+
+            self._judge = LLMJudge(self.cfg.judge)
+        return self._judge
+
+    # --- verification -------------------------------------------------------------------------------
+
+    def _run(self, kind: str, rows: list[dict[str, Any]]) -> list[Verdict]:
+        if kind == "math":
+            return self.math().verify_many(rows)
+        if kind == "code":
+            return self.code().verify_many([(r["content"], r["reasoning"], r["tests"]) for r in rows])
+        return self.judge().judge_many(rows)
+
+    def verify(self, rows: list[dict[str, Any]]) -> list[Verdict | None]:
+        """A verdict per row, or None where the row's domain maps to no verifier."""
+        out: list[Verdict | None] = [None] * len(rows)
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            kind = self.cfg.domains.get(row.get("domain") or "math", "none")
+            if kind == "none":
+                continue
+            if kind in ("math", "judge") and not (row.get("answer") or "").strip():
+                out[i] = Verdict.errored("no gold answer")
+            elif kind == "code" and not row.get("tests"):
+                out[i] = Verdict.errored("no tests")
+            else:
+                groups.setdefault(kind, []).append(i)
+        for kind, idx in groups.items():
+            for i, verdict in zip(idx, self._run(kind, [rows[i] for i in idx]), strict=True):
+                out[i] = verdict
+            for _ in range(self.cfg.error_retries):
+                again = [i for i in idx if out[i] is not None and out[i].status == "error"]
+                if not again:
+                    break
+                for i, verdict in zip(again, self._run(kind, [rows[i] for i in again]), strict=True):
+                    out[i] = verdict
+        return out
+
+    # --- decontamination ------------------------------------------------------------------------------
+
+    def decontaminate(self, rows: list[dict[str, Any]], cfg: DecontamConfig) -> list[str | None]:
+        """The contamination reason of each row's prompt, or None."""
+        if not cfg.enabled or not cfg.benchmarks:
+            return [None] * len(rows)
+        if self._decontam is None:
+            self._decontam = Decontaminator.from_config(cfg)
+        seen: dict[str, str | None] = {}
+        out = []
+        for row in rows:
+            pid = row["prompt_id"]
+            if pid not in seen:
+                seen[pid] = self._decontam.reason(row.get(cfg.field) or "")
+            out.append(seen[pid])
+        return out

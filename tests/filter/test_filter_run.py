@@ -1,0 +1,215 @@
+"""The filter stage end to end on real text (s1K reasoning traces, GSM8K problems), math domain."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from distill.config import ConfigError, load_stage_config
+from distill.errors import UserError
+from distill.filter.run import run_filter
+from tests.conftest import DATA
+
+GOLD = {"p1": "18", "p2": "3", "p3": "70000", "p4": "540"}
+
+
+def real_reasoning() -> list[str]:
+    """Ten distinct real chains of thought: the halves of the five s1K traces."""
+    texts = (
+        pq.read_table(DATA / "reasoning_traces_s1k_sample.parquet")
+        .column("gemini_thinking_trajectory")
+        .to_pylist()
+    )
+    out = []
+    for t in texts:
+        paras = t.split("\n\n")
+        out += ["\n\n".join(paras[: len(paras) // 2]), "\n\n".join(paras[len(paras) // 2 :])]
+    return out
+
+
+def gsm8k(n: int) -> list[dict]:
+    with open(DATA / "gsm8k_test.jsonl") as fh:
+        return [json.loads(next(fh)) for _ in range(n)]
+
+
+def trace(rid, pid, k, reasoning, content, finish="stop", tokens=400, domain="math", problem=None):
+    problem = problem or f"Problem {pid}"
+    completion = f"{reasoning}\n</think>\n\n{content}" if content is not None else reasoning
+    return {
+        "id": rid,
+        "prompt_id": pid,
+        "sample_index": k,
+        "problem": problem,
+        "answer": GOLD.get(pid),
+        "tests": None,
+        "domain": domain,
+        "source": "test",
+        "prompt": problem + "\nPlease reason step by step.",
+        "reasoning": reasoning,
+        "content": content,
+        "completion": completion,
+        "finish_reason": finish,
+        "prompt_tokens": 30,
+        "completion_tokens": tokens,
+        "teacher": "t",
+        "sampling": "{}",
+    }
+
+
+@pytest.fixture
+def traces(tmp_path):
+    r = real_reasoning()
+    q = gsm8k(4)
+    rows = [
+        trace("a0", "p1", 0, r[0], "So she makes \\boxed{18} dollars.", tokens=900, problem=q[0]["question"]),
+        trace("a1", "p1", 1, r[1], "The answer is \\boxed{18}.", tokens=500, problem=q[0]["question"]),
+        trace("a2", "p1", 2, r[2], "The answer is \\boxed{20}.", tokens=400, problem=q[0]["question"]),
+        trace("a3", "p1", 3, r[3], None, finish="length", tokens=4096, problem=q[0]["question"]),
+        trace("b0", "p2", 0, r[4], "\\boxed{3}", tokens=700, problem=q[1]["question"]),
+        trace("b1", "p2", 1, r[4], "\\boxed{3}", tokens=650, problem=q[1]["question"]),  # same reasoning
+        trace(
+            "c0",
+            "p3",
+            0,
+            r[5] + "\n\n这是一个关于数学的问题，我们需要仔细思考每一步的计算过程。" * 8,
+            "\\boxed{70000}",
+            problem=q[2]["question"],
+        ),
+        trace("d0", "p4", 0, r[6], "\\boxed{540}", problem=q[3]["question"]),
+        trace(
+            "e0",
+            "p5",
+            0,
+            r[7],
+            "Paris is the capital of France.",
+            domain="general",
+            problem="Capital of France?",
+        ),
+        trace("f0", "p6", 0, r[8], "\\boxed{12}", problem="A problem without a gold answer."),
+    ]
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in rows) + '{"id": "broken"\n')
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"question": q[3]["question"]}) + "\n")
+    return path, bench, rows
+
+
+def config(path, out, bench, **select):
+    return load_stage_config(
+        "filter",
+        None,
+        {
+            "input": str(path),
+            "output": str(out),
+            "workers": 1,
+            "verify.math.workers": 1,
+            "verify.domains": {"general": "none"},
+            "decontaminate.benchmarks": [str(bench)],
+            **{f"select.{k}": v for k, v in select.items()},
+        },
+    )
+
+
+def read(folder):
+    return [r for p in sorted((folder / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+
+
+def test_every_row_is_kept_or_rejected_with_its_reason(traces, tmp_path):
+    path, bench, rows = traces
+    summary = run_filter(config(path, tmp_path / "out", bench), log=lambda m: None)
+    out = tmp_path / "out"
+    kept, rejected = read(out / "sft"), read(out / "rejects")
+    assert {r["id"] for r in kept} | {r["id"] for r in rejected} == {r["id"] for r in rows}
+    assert not {r["id"] for r in kept} & {r["id"] for r in rejected}
+    why = {r["id"]: (r["reject_stage"], r["reject_reason"]) for r in rejected}
+    assert why["a2"] == ("verify", "fail: wrong answer")
+    # cut off before </think>: verified on the reasoning's tail (no matching box there), so a failure
+    assert why["a3"][0] == "verify" and why["a3"][1].startswith("fail:")
+    assert why["a0"][0] == "select"  # a longer correct sample of p1 than a1
+    assert why["b0"][0] == "dedup" and "b1" in why["b0"][1]  # the shorter copy survives
+    assert why["c0"][0] == "readability" and why["c0"][1].startswith("language_mixing")
+    assert why["d0"][0] == "decontaminate" and "bench.jsonl" in why["d0"][1]
+    assert why["f0"] == ("verify", "error: no gold answer")
+    assert sorted(r["id"] for r in kept) == ["a1", "b1", "e0"]
+    by_id = {r["id"]: r for r in kept + rejected}
+    assert by_id["a1"]["verdict"] == "pass" and by_id["a2"]["verdict"] == "fail"
+    assert by_id["e0"]["verdict"] is None and by_id["f0"]["verdict"] == "error"
+    assert by_id["a1"]["pass_rate"] == pytest.approx(0.5)  # a0, a1 pass; a2, a3 fail
+    # the broken input line is recorded, not lost
+    bad = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert len(bad) == 1 and bad[0]["line"] == 11 and bad[0]["reason"].startswith("malformed JSON")
+    assert summary.kept == 3 and summary.rows == 10
+
+
+def test_sft_rows_carry_messages_with_the_reasoning(traces, tmp_path):
+    path, bench, _ = traces
+    run_filter(config(path, tmp_path / "out", bench), log=lambda m: None)
+    row = next(r for r in read(tmp_path / "out" / "sft") if r["id"] == "a1")
+    user, assistant = row["messages"]
+    assert user == {"role": "user", "content": row["prompt"]}
+    assert assistant["role"] == "assistant"
+    assert assistant["content"] == f"<think>\n{row['reasoning']}\n</think>\n\n{row['content']}"
+    import datasets
+
+    ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "out" / "sft"), split="train")
+    assert ds.num_rows == 3 and "messages" in ds.column_names
+
+
+def test_report_funnel_and_manifest(traces, tmp_path):
+    path, bench, _ = traces
+    run_filter(config(path, tmp_path / "out", bench), log=lambda m: None)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    funnel = {f["stage"]: f["dropped"] for f in report["funnel"]}
+    assert funnel == {
+        "input": 0,
+        "decontaminate": 1,
+        "verify": 3,
+        "readability": 1,
+        "difficulty": 0,
+        "dedup": 1,
+        "select": 1,
+    }
+    assert report["funnel"][-1]["rows"] == report["kept"] == 3
+    assert report["verdicts"] == {"error": 1, "fail": 2, "none": 1, "pass": 6}, report["verdicts"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| verify | 3 | 6 |" in md
+    for plot in report["plots"]:
+        assert (tmp_path / "out" / plot).read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["totals"] == {"rows": 10, "kept": 3, "rejected": 7}
+    assert not (tmp_path / "out" / "work").exists()
+
+
+def test_deterministic_and_resumable(traces, tmp_path):
+    path, bench, _ = traces
+    for name in ("a", "b"):
+        run_filter(config(path, tmp_path / name, bench), log=lambda m: None)
+    for sub in ("sft", "rejects"):
+        a, b = read(tmp_path / "a" / sub), read(tmp_path / "b" / sub)
+        assert [(r["id"], r["reject_reason"]) for r in a] == [(r["id"], r["reject_reason"]) for r in b]
+    logs = []
+    run_filter(config(path, tmp_path / "a", bench), log=logs.append)
+    assert any("nothing to do" in m for m in logs)
+    with pytest.raises(UserError, match="another input or config"):
+        run_filter(config(path, tmp_path / "a", bench, max_per_prompt="all"), log=lambda m: None)
+
+
+def test_max_per_prompt_all_difficulty_band_and_pairs(traces, tmp_path):
+    path, bench, _ = traces
+    cfg = config(
+        path, tmp_path / "out", bench, max_per_prompt="all", difficulty=(0.5, 0.9), preference_pairs=True
+    )
+    run_filter(cfg, log=lambda m: None)
+    kept = sorted(r["id"] for r in read(tmp_path / "out" / "sft"))
+    assert kept == ["a0", "a1"]  # p1 (pass rate 0.5) is inside the band; p2 (1.0) and e0 (none) are not
+    why = {r["id"]: r["reject_reason"] for r in read(tmp_path / "out" / "rejects")}
+    assert why["b1"].startswith("pass rate 1.00 outside")
+    pairs = read(tmp_path / "out" / "pairs")
+    assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("a1", "a3")]  # longest failing sample
+
+
+def test_bad_max_per_prompt_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="max_per_prompt"):
+        load_stage_config("filter", None, {"select.max_per_prompt": 0})
