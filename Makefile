@@ -38,6 +38,7 @@ model: $(STAMP)
 
 quickstart: setup
 	$(BIN)/distill generate data/gsm8k_test.jsonl --recipe recipes/quickstart.yaml -o runs/quickstart/generate
+	$(BIN)/distill filter runs/quickstart/generate --recipe recipes/quickstart.yaml -o runs/quickstart/filter
 
 test: setup
 	$(BIN)/python -m pytest -q
