@@ -28,6 +28,7 @@ app.add_typer(models_app, name="models")
 
 def _register() -> None:
     from distill.filter.command import filter_command
+    from distill.filter.mix_command import mix_command
     from distill.generate.command import generate_command
     from distill.models_command import models_path, models_prepare
     from distill.shards_command import manifest_command
@@ -36,6 +37,7 @@ def _register() -> None:
     app.command("generate", no_args_is_help=True)(generate_command)
     app.command("filter", no_args_is_help=True)(filter_command)
     app.command("train-student", no_args_is_help=True)(train_student_command)
+    app.command("mix", no_args_is_help=True)(mix_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)

@@ -31,6 +31,7 @@ class ConfigError(UserError):
 STAGES: dict[str, str] = {
     "generate": "distill.generate.config:GenerateConfig",
     "filter": "distill.filter.config:FilterConfig",
+    "mix": "distill.filter.mix:MixConfig",
     "train": "distill.train.config:TrainConfig",
 }
 
