@@ -23,6 +23,7 @@ class SamplingParams:
     top_k: int | None = None
     seed: int = 0
     ignore_eos: bool = False
+    choices: tuple[str, ...] | None = None  # constrain the output to exactly one of these strings
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +34,7 @@ class SamplingParams:
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             **({"ignore_eos": True} if self.ignore_eos else {}),
+            **({"choices": list(self.choices)} if self.choices else {}),
         }
 
 

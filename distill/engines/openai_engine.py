@@ -57,6 +57,8 @@ class OpenAIEngine(Engine):
         }
         if params.top_k:
             body["top_k"] = params.top_k
+        if params.choices:  # vLLM servers (0.32 ignores the older `guided_choice`)
+            body["structured_outputs"] = {"choice": list(params.choices)}
         if self.think_prefill:
             body["messages"].append({"role": "assistant", "content": THINK_OPEN + "\n"})
             body["continue_final_message"] = True

@@ -85,7 +85,7 @@ class VLLMEngine(Engine):
     def stream(self, requests: Iterable[Request], params: SamplingParams) -> Iterator[Result]:
         from vllm import SamplingParams as VSamplingParams
         from vllm.inputs import TokensPrompt
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         llm = self._start(params.seed)
         engine = llm.llm_engine
@@ -99,6 +99,9 @@ class VLLMEngine(Engine):
             max_tokens=params.max_tokens,
             ignore_eos=params.ignore_eos,
             output_kind=RequestOutputKind.FINAL_ONLY,
+            structured_outputs=StructuredOutputsParams(choice=list(params.choices))
+            if params.choices
+            else None,
         )
         pending: dict[str, tuple[object, bool]] = {}
         source = iter(requests)
