@@ -101,6 +101,13 @@ def shard_ok(path: Path, record: dict[str, Any]) -> bool:
         return False
 
 
+def _index_of(name: str) -> int | None:
+    """The shard index in a (temporary) shard file name, `.train-00003-of-00017.parquet.tmp-123`."""
+    head = name.lstrip(".").split("-of-")[0]
+    digits = head.rsplit("-", 1)[-1]
+    return int(digits) if digits.isdigit() else None
+
+
 @dataclass
 class ShardStore:
     """One worker's view of a sharded output folder."""
@@ -133,7 +140,11 @@ class ShardStore:
                 if name not in self.shards and shard_ok(self.root / name, rec):
                     self.shards[name] = rec
         for tmp in (self.root / DATA_DIR).glob(".*.tmp-*"):
-            tmp.unlink(missing_ok=True)
+            # a partial file of one of this worker's shards: left by a run that died mid-write
+            # (other workers' partial files may be shards they are writing right now)
+            index = _index_of(tmp.name)
+            if index is not None and index % self.num_workers == self.worker_index:
+                tmp.unlink(missing_ok=True)
         self._save()
 
     def _all_manifests(self) -> list[tuple[Path, dict[str, Any]]]:

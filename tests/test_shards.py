@@ -68,3 +68,13 @@ def test_leftover_partial_file_is_removed_on_open(tmp_path):
     partial.write_bytes(b"half a shard")
     ShardStore(tmp_path, {"v": 1}, num_shards=1).open()
     assert not partial.exists()
+
+
+def test_open_removes_only_this_workers_partial_files(tmp_path):
+    ShardStore(tmp_path, {"v": 1}, num_shards=4, worker_index=0, num_workers=2).open()
+    mine = tmp_path / "data" / ".train-00002-of-00004.parquet.tmp-11"
+    theirs = tmp_path / "data" / ".train-00001-of-00004.parquet.tmp-12"
+    for p in (mine, theirs):
+        p.write_bytes(b"partial")
+    ShardStore(tmp_path, {"v": 1}, num_shards=4, worker_index=0, num_workers=2).open()
+    assert not mine.exists() and theirs.exists()  # worker 1 may be writing shard 1 right now

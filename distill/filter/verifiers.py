@@ -46,7 +46,23 @@ class Verifiers:
             from distill.filter.verify_code import CodeVerifier
 
             self._code = CodeVerifier(self.cfg.code)
+            self._check_sandbox(self._code)
         return self._code
+
+    @staticmethod
+    def _check_sandbox(verifier) -> None:
+        """Run one trivial program: a sandbox that cannot start (e.g. a container without the
+        flags bubblewrap needs) must stop the run, not turn every code row into an `error`."""
+        from distill.errors import UserError
+
+        probe = verifier.verify(
+            "```python\nprint(int(input()) + 1)\n```", None, '[{"input": "1", "output": "2"}]'
+        )
+        if probe.status != "pass":
+            raise UserError(
+                f"the code sandbox does not work here ({probe.reason}); see docs/sandbox.md "
+                "(and docs/docker.md for the container flags bubblewrap needs)"
+            )
 
     def judge(self):
         if self._judge is None:

@@ -24,7 +24,12 @@ from distill.shards import merge_manifests
 
 def visible_devices(count: int) -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    devices = [d for d in env.split(",") if d.strip()] if env else [str(i) for i in range(count)]
+    if env:
+        devices = [d for d in env.split(",") if d.strip()]
+    else:
+        import torch
+
+        devices = [str(i) for i in range(torch.cuda.device_count())]
     if len(devices) < count:
         raise UserError(
             f"data_parallel_size x tensor_parallel_size needs {count} GPUs; {len(devices)} visible"

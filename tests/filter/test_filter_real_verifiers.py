@@ -93,3 +93,34 @@ def test_general_rows_go_to_a_real_judge(tmp_path, vllm_server):
         if row["verdict"] == "error":
             assert row["verdict_reason"].startswith("judge:")
         assert (row["reject_stage"] is None) == (row["verdict"] == "pass")
+
+
+def test_a_sandbox_that_cannot_run_stops_the_filter(tmp_path):
+    """E.g. a container without the flags bubblewrap needs: a clear error, not every code row an `error`."""
+    from distill.errors import UserError
+
+    task = humaneval(1)[0]
+    row = trace(
+        "h0",
+        "he0",
+        0,
+        real_reasoning()[0],
+        f"```python\n{task['prompt']}{task['canonical_solution']}```",
+        domain="code",
+        problem=task["prompt"],
+    )
+    row["tests"] = json.dumps({"code": task["test"], "entry_point": task["entry_point"]})
+    path = tmp_path / "traces.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    cfg = load_stage_config(
+        "filter",
+        None,
+        {
+            "input": str(path),
+            "output": str(tmp_path / "out"),
+            "workers": 1,
+            "verify.code.python": "/nonexistent/python3",
+        },
+    )
+    with pytest.raises(UserError, match="code sandbox does not work here"):
+        run_filter(cfg, log=lambda m: None)
