@@ -27,6 +27,7 @@ app.add_typer(models_app, name="models")
 
 
 def _register() -> None:
+    from distill.eval.command import eval_command
     from distill.filter.command import filter_command
     from distill.filter.mix_command import mix_command
     from distill.generate.command import generate_command
@@ -38,6 +39,7 @@ def _register() -> None:
     app.command("filter", no_args_is_help=True)(filter_command)
     app.command("train-student", no_args_is_help=True)(train_student_command)
     app.command("mix", no_args_is_help=True)(mix_command)
+    app.command("eval", no_args_is_help=True)(eval_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)

@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "generate": "distill.generate.config:GenerateConfig",
     "filter": "distill.filter.config:FilterConfig",
     "mix": "distill.filter.mix:MixConfig",
+    "eval": "distill.eval.config:EvalConfig",
     "train": "distill.train.config:TrainConfig",
 }
 

@@ -38,6 +38,7 @@ class ColumnMap(StrictModel):
     tests: str = "tests"
     domain: str = "domain"
     source: str = "source"
+    entry_point: str = "entry_point"
 
 
 class InputConfig(StrictModel):
@@ -52,11 +53,17 @@ class InputConfig(StrictModel):
     answer_format: Literal["plain", "gsm8k"] = Field(
         "plain", description="gsm8k: the gold answer is the text after the last '#### '."
     )
+    tests_format: Literal["json", "humaneval"] = Field(
+        "json",
+        description="json: the tests column is the JSON of docs/data.md; humaneval: it holds assert code "
+        "defining check(candidate), and columns.entry_point names the function to check.",
+    )
     domain: Literal["math", "code", "science", "general"] = Field(
         "math", description="Domain of rows that have no domain column."
     )
     source: str | None = Field(None, description="Source of rows that have none (default: the file name).")
-    limit: int | None = Field(None, ge=1, description="Use only the first N valid prompts.")
+    skip: int = Field(0, ge=0, description="Skip the first N valid prompts (e.g. held-out problems).")
+    limit: int | None = Field(None, ge=1, description="Use only the first N valid prompts (after skip).")
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +239,12 @@ def normalize_row(rec: dict[str, Any], cfg: InputConfig, default_source: str) ->
             return "gsm8k answer has no '####' final-answer line"
         answer = answer.rsplit("####", 1)[1].strip()
     tests = rec.get(cols.tests)
-    if isinstance(tests, str):
+    if tests is not None and cfg.tests_format == "humaneval":
+        entry = rec.get(cols.entry_point)
+        if not isinstance(tests, str) or not isinstance(entry, str) or not entry:
+            return f"humaneval tests need string columns {cols.tests!r} and {cols.entry_point!r}"
+        tests = json.dumps({"code": tests, "entry_point": entry})
+    elif isinstance(tests, str):
         try:
             json.loads(tests)
         except json.JSONDecodeError:
@@ -261,7 +273,7 @@ def read_prompts(cfg: InputConfig) -> PromptSet:
     rows_read = 0
     truncated = False
     for file, line, rec in iter_raw(cfg):
-        if cfg.limit is not None and len(first_seen) >= cfg.limit:
+        if cfg.limit is not None and len(first_seen) >= cfg.limit + cfg.skip:
             truncated = True
             break
         rows_read += 1
@@ -280,5 +292,5 @@ def read_prompts(cfg: InputConfig) -> PromptSet:
         first_seen[row["id"]] = (file, line)
         for name in columns:
             columns[name].append(row[name])
-    table = pa.Table.from_pydict(columns, schema=PROMPT_SCHEMA)
+    table = pa.Table.from_pydict(columns, schema=PROMPT_SCHEMA).slice(cfg.skip)
     return PromptSet(table=table, rejects=rejects, rows_read=rows_read, truncated_by_limit=truncated)

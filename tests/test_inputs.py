@@ -94,3 +94,10 @@ def test_parquet_and_gzip_jsonl_and_tests_column(tmp_path):
     pset = read_prompts(InputConfig(path=str(tmp_path / "p.parquet")))
     assert pset.table.column("domain").to_pylist() == ["science"]
     assert pset.rejects[0].line == 2 and "unknown domain 'poetry'" in pset.rejects[0].reason
+
+
+def test_skip_takes_held_out_problems_after_the_first_ones():
+    base = cfg(DATA / "gsm8k_test.jsonl", answer_format="gsm8k")
+    first = read_prompts(base.model_copy(update={"limit": 20})).table.column("id").to_pylist()
+    held = read_prompts(base.model_copy(update={"skip": 16, "limit": 4})).table.column("id").to_pylist()
+    assert held == first[16:20]

@@ -204,7 +204,10 @@ def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
     users: dict[int, str] = {}
     failed_shards: set[int] = set()
 
+    clock: list[float] = []  # when the engine pulled its first request (after its start-up)
+
     def requests() -> Iterator[Request]:
+        clock.append(time.monotonic())
         for k in todo:
             shard_started[k] = time.monotonic()
             lo, hi = _shard_bounds(k, size, len(prompts))
@@ -223,7 +226,6 @@ def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
     writer = _Writer(store, on_sealed)
     total_prompts = sum(remaining.values())
     task = progress.add_task("generating", total=total_prompts) if progress else None
-    t0 = time.monotonic()
     try:
         for result in engine.stream(requests(), params):
             k, i = result.key
@@ -244,7 +246,7 @@ def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
                 summary.tokens_written += toks
             remaining[k] -= 1
             if progress:
-                rate = summary.tokens_written / max(time.monotonic() - t0, 1e-9)
+                rate = summary.tokens_written / max(time.monotonic() - clock[0], 1e-9)
                 progress.update(task, advance=1, tok_s=f"{rate:,.0f} tok/s")
             if remaining[k] == 0:
                 bucket = buckets.pop(k)
