@@ -32,9 +32,11 @@ def _register() -> None:
     from distill.filter.mix_command import mix_command
     from distill.generate.command import generate_command
     from distill.models_command import models_path, models_prepare
+    from distill.pipeline_command import run_command
     from distill.shards_command import manifest_command
     from distill.train.command import train_student_command
 
+    app.command("run", no_args_is_help=True)(run_command)
     app.command("generate", no_args_is_help=True)(generate_command)
     app.command("filter", no_args_is_help=True)(filter_command)
     app.command("train-student", no_args_is_help=True)(train_student_command)

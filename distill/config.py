@@ -34,6 +34,7 @@ STAGES: dict[str, str] = {
     "mix": "distill.filter.mix:MixConfig",
     "eval": "distill.eval.config:EvalConfig",
     "train": "distill.train.config:TrainConfig",
+    "run": "distill.pipeline:RunConfig",
 }
 
 
