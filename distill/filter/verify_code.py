@@ -9,7 +9,8 @@ block`). `fallback_to_reasoning: true` searches the reasoning when the answer ha
 
 Test formats, the `tests` column being a JSON string:
 
-- stdin/stdout: `[{"input": "...", "output": "..."}, ...]`. Each case is a fresh sandbox run
+- stdin/stdout: `[{"input": "...", "output": "..."}, ...]` (or APPS/TACO's
+  `{"inputs": [...], "outputs": [...]}`). Each case is a fresh sandbox run
   with that stdin; it passes when the exit status is 0 and stdout equals the expected output
   after trailing whitespace is dropped from every line and trailing empty lines are dropped
   (compared as bytes). The first failing case ends the verdict, which names its index.
@@ -121,6 +122,12 @@ def parse_tests(tests_json: str | None) -> list[tuple[bytes, bytes]] | AssertTes
         tests = json.loads(tests_json)
     except (json.JSONDecodeError, TypeError) as exc:
         raise BadTests(f"not JSON: {exc}") from None
+    if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:
+        # APPS / TACO style: {"inputs": [...], "outputs": [...]} (stdin/stdout strings)
+        ins, outs = tests["inputs"], tests["outputs"]
+        if not (isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs)):
+            raise BadTests("'inputs' and 'outputs' must be lists of the same length")
+        tests = [{"input": i, "output": o} for i, o in zip(ins, outs, strict=True)]
     if isinstance(tests, list):
         if not tests:
             raise BadTests("empty list of cases")

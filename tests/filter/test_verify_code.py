@@ -380,3 +380,12 @@ def test_known_limit_reading_the_nonce_from_the_harness_frame(adversarial_verifi
     )
     verdict, _ = verify_tagged(adversarial_verifier, code, he0_tests())
     assert verdict.status == "fail", verdict
+
+
+def test_apps_style_tests_become_stdin_cases():
+    from distill.filter.verify_code import BadTests, parse_tests
+
+    cases = parse_tests(json.dumps({"inputs": ["1\n", "2\n"], "outputs": ["2\n", "3\n"]}))
+    assert cases == [(b"1\n", b"2\n"), (b"2\n", b"3\n")]
+    with pytest.raises(BadTests, match="same length"):
+        parse_tests(json.dumps({"inputs": ["1"], "outputs": []}))
