@@ -1,6 +1,6 @@
 """`distill run RECIPE`: the stages a recipe lists, in order, each in its own folder of one run folder.
 
-    RUN/generate  RUN/filter  RUN/train  RUN/eval  (RUN/eval-baseline)  RUN/run.json
+    RUN/generate  RUN/filter  (RUN/mix)  RUN/train  RUN/eval  (RUN/eval-baseline)  RUN/run.json
 
 Each stage runs as its own `distill <stage>` process (vLLM and training never share a process)
 with a resolved recipe written beside its folder, wired to the previous stage's output. A stage
@@ -12,6 +12,7 @@ interrupted resumes. A failed stage stops the run; finished stages stay as they 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from distill.config import StrictModel, load_stage_config, read_recipe
 from distill.errors import UserError
 from distill.shards import atomic_write_text, sha256_file
 
-ORDER = ("generate", "filter", "train", "eval")
+ORDER = ("generate", "filter", "mix", "train", "eval")
 STATE = "run.json"
 
 
@@ -37,6 +38,11 @@ class RunConfig(StrictModel):
     )
     baseline: str | None = Field(
         None, description="Also evaluate this model (e.g. the student before training) and compare."
+    )
+    train_launcher: str | None = Field(
+        None,
+        description="Command that launches the train stage on many GPUs, e.g. 'accelerate launch "
+        "--config_file recipes/accelerate/zero3.yaml' (it gets `-m distill.cli train-student ...`).",
     )
 
 
@@ -63,7 +69,7 @@ def plan_stages(recipe: Path) -> tuple[RunConfig, list[str], dict[str, Any]]:
 
 
 def _wire(
-    stage: str, data: dict[str, Any], out: dict[str, Path], model: str | None = None
+    stage: str, data: dict[str, Any], out: dict[str, Path], stages: list[str], model: str | None = None
 ) -> tuple[dict, list[str]]:
     """The stage's resolved recipe section and its command line (without the recipe flag)."""
     section = json.loads(json.dumps(data.get(stage.split("-")[0]) or {}))
@@ -76,9 +82,15 @@ def _wire(
     if stage == "filter":
         section["input"], section["output"] = str(out["generate"]), str(out[stage])
         return section, ["filter", str(out["generate"]), "-o", str(out[stage])]
+    if stage == "mix":
+        for src in section.get("sources") or []:
+            src["path"] = str(src.get("path", "")).replace("{run}", str(out["generate"].parent))
+        section["output"] = str(out[stage])
+        return section, ["mix", "-o", str(out[stage])]
     if stage == "train":
-        section["data"], section["output"] = str(out["filter"] / "sft"), str(out[stage])
-        return section, ["train-student", str(out["filter"] / "sft"), "-o", str(out[stage])]
+        data_dir = out["mix"] if "mix" in stages else out["filter"] / "sft"
+        section["data"], section["output"] = str(data_dir), str(out[stage])
+        return section, ["train-student", str(data_dir), "-o", str(out[stage])]
     model = model or str(out["train"])
     section.setdefault("model", {})["model"] = model
     section["output"] = str(out[stage])
@@ -113,7 +125,7 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
         "eval-baseline": None,
     }
     for stage in todo:
-        section, argv = _wire(stage, data, out, cfg.baseline if stage == "eval-baseline" else None)
+        section, argv = _wire(stage, data, out, stages, cfg.baseline if stage == "eval-baseline" else None)
         fp = _fingerprint(section, upstream_of[stage])
         folder, prev = out[stage], state["stages"].get(stage, {})
         if prev.get("fingerprint") == fp and prev.get("complete") and _done_marker(stage, folder).is_file():
@@ -132,7 +144,10 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
         atomic_write_text(state_path, json.dumps(state, indent=1))
         log(f"[{stage}] distill {' '.join(argv)}")
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", "distill.cli", *argv, "--recipe", str(resolved)])
+        launcher = [sys.executable]
+        if stage == "train" and cfg.train_launcher:
+            launcher = shlex.split(cfg.train_launcher)
+        code = subprocess.call([*launcher, "-m", "distill.cli", *argv, "--recipe", str(resolved)])
         if code != 0:
             raise UserError(
                 f"stage {stage} failed (exit code {code}); finished stages are kept. Fix the cause and run "

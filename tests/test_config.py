@@ -16,9 +16,11 @@ def test_every_recipe_in_the_repo_validates(recipe):
 
 def test_every_recipe_starts_with_hardware_and_command_comment():
     for recipe in RECIPES:
-        head = recipe.read_text().splitlines()[:4]
-        assert head[0].startswith("#"), recipe
-        assert any("Run:" in line for line in head), recipe
+        lines = recipe.read_text().splitlines()
+        header = lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]
+        assert header, f"{recipe.name}: no header comment"
+        assert any("Sized for:" in line for line in header), f"{recipe.name}: no hardware line"
+        assert any("Run:" in line and "distill" in line for line in header), f"{recipe.name}: no command line"
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -86,3 +86,12 @@ def test_failed_stage_stops_the_run_and_keeps_finished_stages(tmp_path, run_dir)
 def test_unknown_stage_is_a_clear_error(tmp_path, run_dir):
     out = run(recipe(tmp_path, run_dir, stages="[filter, distill-more]"))
     assert out.returncode == 2 and "unknown stage 'distill-more'" in out.stderr
+
+
+def test_mix_stage_reads_the_run_folder(tmp_path, run_dir):
+    extra = "mix:\n  sources:\n    - {path: '{run}/filter/sft', rows: 3}\n  seed: 1\n"
+    out = run(recipe(tmp_path, run_dir, per_prompt="all", stages="[filter, mix]", extra=extra))
+    assert out.returncode == 0, out.stderr[-2000:]
+    manifest = json.loads((run_dir / "mix" / "manifest.json").read_text())
+    assert manifest["totals"]["rows"] == 3
+    assert manifest["sources"][0]["path"] == str(run_dir / "filter" / "sft")
