@@ -120,7 +120,8 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
     upstream_of = {
         "generate": None,
         "filter": out["generate"],
-        "train": out["filter"],
+        "mix": out["filter"],
+        "train": out["mix"] if "mix" in stages else out["filter"],
         "eval": out["train"],
         "eval-baseline": None,
     }

@@ -43,7 +43,7 @@ def test_unknown_section_is_an_error(tmp_path):
 
 def test_bad_value_names_the_field(tmp_path):
     r = write(tmp_path, "generate:\n  sampling:\n    top_p: 3\n")
-    with pytest.raises(ConfigError, match="sampling.top_p"):
+    with pytest.raises(ConfigError, match=r"sampling\.top_p"):
         load_stage_config("generate", r)
 
 
