@@ -9,8 +9,8 @@ Exact: lowercase, collapse runs of ASCII whitespace, strip the ends, then a 16-b
 Punctuation is kept: in math, `a+b` and `a-b` are different reasoning.
 
 Near: word 5-gram shingles -> 128 MinHash values -> datasketch `MinHashLSH` with 16 bands x 8
-rows -> each candidate is confirmed when its estimated Jaccard (share of equal MinHash values)
-is >= `threshold` (0.75). Why these numbers: with 128 values the estimate has a standard
+rows -> each candidate is confirmed when
+its estimated Jaccard (share of equal MinHash values) is >= `threshold` (0.75). Why these numbers: with 128 values the estimate has a standard
 deviation of about 0.03 near J = 0.85, so confirming at 0.8 would miss about 6% of pairs at
 J = 0.85; at 0.75 it misses < 0.1%, and pairs at J <= 0.6 pass it with p < 0.05%. 16 x 8 (all
 128 values, as datatrove's 14 x 8) makes a pair at J = 0.85 a candidate with p = 0.994, at
@@ -20,12 +20,13 @@ J = 0.85; at 0.75 it misses < 0.1%, and pairs at J <= 0.6 pass it with p < 0.05%
 none of 1,000 related pairs at J ~0.5 merged.
 
 Speed: words are hashed in bulk with numpy (a polynomial hash over the UTF-8 bytes via one
-cumulative sum), n-grams are combined by vector arithmetic, and the 128 permutations are applied
-to blocks of shingles at once. The values equal datasketch's own `affine32` scheme fed the same
-32-bit shingle hashes (`MinHash(hashfunc=lambda h: h).update_batch(shingle_hashes(text))`), so
-the sketches are real datasketch sketches. `minhash_signatures` is a plain numpy function, cheap
-to call in worker processes (it never imports datasketch or scipy): ~2,300 docs per CPU-second
-on 19 KB traces, 8-10x datasketch's `update_batch` with SHA1 and Python shingles.
+cumulative sum), n-grams are combined by vector arithmetic, and the permutations are applied to
+blocks of 32 permutations x up to 8,192 shingles at once. The values equal datasketch's own
+`affine32` scheme fed the same 32-bit shingle hashes
+(`MinHash(hashfunc=lambda h: h).update_batch(shingle_hashes(text))`), so the sketches are real
+datasketch sketches. `minhash_signatures` is a plain numpy function, cheap
+to call in worker processes (it never imports datasketch or scipy): ~5,000 docs per CPU-second
+on 19 KB traces, ~14x datasketch's `update_batch` with SHA1 and Python shingles.
 """
 
 from __future__ import annotations
@@ -47,17 +48,15 @@ _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's value of an empty MinHash
 _WORD_BYTE = np.zeros(256, dtype=np.int8)
 _WORD_BYTE[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")] = 1
 _WORD_BYTE[128:] = 1
-_SPACE_BYTE = np.zeros(256, dtype=bool)
-_SPACE_BYTE[list(b" \t\n\r\x0b\x0c")] = True
-_BYTE_CODE = np.arange(1, 257, dtype=_U64)  # byte -> code (never 0), ASCII case folded
-_BYTE_CODE[65:91] += _U64(32)
+_SPACE_TABLE = bytes.maketrans(b"\t\n\r\x0b\x0c", b"     ")  # ASCII whitespace -> space
 _P = 0x100000001B3  # odd, so invertible mod 2**64
 _P_INV = pow(_P, -1, 1 << 64)
 _NGRAM_MULT = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63],
     dtype=_U64,
 )
-_BLOCK = 1024  # shingles per permutation block (128 x 1024 uint32 = 512 KiB, cache sized)
+_BLOCK = 8192  # shingles per block (x _PERM_BLOCK permutations x 4 bytes = 1 MiB, cache sized)
+_PERM_BLOCK = 32  # permutations per block
 _powers: list[np.ndarray] = [np.ones(1, _U64), np.ones(1, _U64)]
 
 
@@ -112,20 +111,41 @@ def _pow_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _powers[0], _powers[1]
 
 
+_WORD_TABLE = bytes(_WORD_BYTE.astype(np.uint8).tolist())  # for bytes.translate: 1 = word byte
+_last_words: tuple[str | None, np.ndarray] = (None, np.empty(0, _U64))
+
+
 def word_hashes(text: str) -> np.ndarray:
     """One stable 64-bit hash per word. Words are runs of ASCII letters/digits and non-ASCII
     characters; ASCII punctuation, LaTeX markup and whitespace separate them; ASCII is
-    case-folded. The same in every process (no Python `hash`)."""
-    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    if data.size == 0:
+    case-folded. The same in every process (no Python `hash`).
+
+    The last result is remembered (by the text's identity): the readability filter and the
+    MinHash of the same reasoning hash its words once. Callers must not modify the array."""
+    global _last_words
+    last = _last_words
+    if last[0] is text:
+        return last[1]
+    raw = text.encode("utf-8")
+    n = len(raw)
+    if n == 0:
         return np.empty(0, _U64)
-    edges = np.diff(_WORD_BYTE[data], prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    pw, inv = _pow_tables(data.size)
-    prefix = np.empty(data.size + 1, _U64)
+    # word-byte mask in C (bytes.translate), then the edges of its runs: positions alternate
+    # start, end, start, end... since the mask is padded with False on both sides
+    mask = np.zeros(n + 2, dtype=np.bool_)
+    mask[1:-1] = np.frombuffer(raw.translate(_WORD_TABLE), dtype=np.bool_)
+    edges = np.flatnonzero(mask[1:] != mask[:-1])
+    starts, ends = edges[0::2], edges[1::2]
+    pw, inv = _pow_tables(n)
+    codes = np.frombuffer(raw.lower(), dtype=np.uint8).astype(_U64)  # bytes.lower: ASCII only
+    codes += _U64(1)  # byte -> code, never 0
+    codes *= pw[:n]
+    prefix = np.empty(n + 1, _U64)
     prefix[0] = 0
-    np.cumsum(_BYTE_CODE[data] * pw[: data.size], out=prefix[1:])
-    return _fmix64((prefix[ends] - prefix[starts]) * inv[starts])
+    np.cumsum(codes, out=prefix[1:])
+    out = _fmix64((prefix[ends] - prefix[starts]) * inv[starts])
+    _last_words = (text, out)
+    return out
 
 
 def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
@@ -155,9 +175,9 @@ def permutations(num_perm: int = 128, seed: int = 1) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _block_buffer(num_perm: int) -> np.ndarray:
-    # Reused scratch space: a fresh 512 KiB array per call costs page faults (glibc mmaps it).
-    return np.empty((num_perm, _BLOCK), dtype=np.uint32)
+def _block_buffer(rows: int) -> np.ndarray:
+    # Reused scratch space: a fresh array per call costs page faults (glibc mmaps it).
+    return np.empty((rows, _BLOCK), dtype=np.uint32)
 
 
 def signature_of_hashes(hashes: np.ndarray, num_perm: int = 128, seed: int = 1) -> np.ndarray:
@@ -167,14 +187,17 @@ def signature_of_hashes(hashes: np.ndarray, num_perm: int = 128, seed: int = 1) 
     if hashes.size == 0:
         return out
     mixed = _fmix32(hashes.astype(np.uint32, copy=False))
-    buf = _block_buffer(num_perm)
-    a, b = a[:, None], b[:, None]
+    buf = _block_buffer(_PERM_BLOCK)
+    # _PERM_BLOCK permutations x up to _BLOCK shingles at a time: long rows make numpy's
+    # row-wise min fast, and the block stays within a core's L2 cache.
     for start in range(0, mixed.size, _BLOCK):
         block = mixed[None, start : start + _BLOCK]
-        part = buf[:, : block.shape[1]]
-        np.multiply(a, block, out=part)
-        np.add(part, b, out=part)
-        np.minimum(out, part.min(axis=1), out=out)
+        for p in range(0, num_perm, _PERM_BLOCK):
+            q = min(p + _PERM_BLOCK, num_perm)
+            part = buf[: q - p, : block.shape[1]]
+            np.multiply(a[p:q, None], block, out=part)
+            np.add(part, b[p:q, None], out=part)
+            np.minimum(out[p:q], part.min(axis=1), out=out[p:q])
     return out
 
 
@@ -198,12 +221,15 @@ def _is_empty(signature: np.ndarray) -> bool:
 
 
 def _normalized_bytes(text: str) -> bytes:
-    data = np.frombuffer(text.lower().encode("utf-8"), dtype=np.uint8)
-    space = _SPACE_BYTE[data]
-    keep = ~(space & np.concatenate(([True], space[:-1])))  # drop a space that follows a space
-    out = data[keep].copy()
-    out[space[keep]] = 32
-    return out.tobytes().strip()
+    raw = text.lower().encode("utf-8").translate(_SPACE_TABLE)
+    if b"  " in raw:  # drop every space that follows a space
+        data = np.frombuffer(raw, dtype=np.uint8)
+        keep = np.empty(data.size, dtype=np.bool_)
+        keep[0] = True
+        np.not_equal(data[1:], 32, out=keep[1:])
+        keep[1:] |= data[:-1] != 32
+        raw = data[keep].tobytes()
+    return raw.strip(b" ")
 
 
 def normalize_text(text: str) -> str:
@@ -239,7 +265,11 @@ class ExactDedup:
 class NearDedup:
     """MinHash LSH over kept texts. `add(key, text)` -> None when kept (and indexed), else the key
     of the earliest-indexed kept text whose estimated Jaccard is >= `cfg.threshold`. Texts without
-    a single word are never indexed and always kept (exact dedup handles empty ones)."""
+    a single word are never indexed and always kept (exact dedup handles empty ones).
+
+    The index is datasketch's `MinHashLSH` (16 bands x 8 rows by default); the caller may leave
+    out rows that share no band with any other row (`rows_sharing_a_band`): they can never
+    match nor be matched, so the result is the same with a far smaller index."""
 
     def __init__(self, cfg: DedupConfig | None = None) -> None:
         from datasketch import MinHash, MinHashLSH  # imports scipy: only when used
@@ -295,6 +325,28 @@ class NearDedup:
         self._groups.append(group)
         self.lsh.insert(i, sketch, check_duplication=False)
         return None
+
+
+def rows_sharing_a_band(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """For each row of `signatures` (n x num_perm): whether one of its LSH bands (`rows` values)
+    equals the same band of another row. A row that shares no band can neither find a candidate
+    in a `NearDedup` index of these rows nor become one, so a caller may leave it out of the
+    index (and keep it) with the same results. Bands are compared by a 64-bit hash: a collision
+    only marks more rows as sharing."""
+    n = signatures.shape[0]
+    shared = np.zeros(n, dtype=np.bool_)
+    if n < 2:
+        return shared
+    for b in range(bands):
+        part = signatures[:, b * rows : (b + 1) * rows].astype(_U64)
+        h = np.zeros(n, dtype=_U64)
+        for r in range(rows):
+            h = _fmix64(h ^ (part[:, r] * _NGRAM_MULT[r % 5]))
+        order = np.argsort(h, kind="stable")
+        same = h[order[1:]] == h[order[:-1]]
+        shared[order[1:][same]] = True
+        shared[order[:-1][same]] = True
+    return shared
 
 
 def preference_key(row: Mapping[str, Any]) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distill.filter.config import FilterConfig
-from distill.filter.dedup import ExactDedup, NearDedup
+from distill.filter.dedup import ExactDedup, NearDedup, rows_sharing_a_band
 
 
 @dataclass
@@ -26,9 +26,10 @@ class Keys:
     prompts: list[str] = field(default_factory=list)
     verdicts: list[str | None] = field(default_factory=list)
     stage1: list[str | None] = field(default_factory=list)  # reject stage from the first pass
+    reasons1: list[str | None] = field(default_factory=list)  # and its reason
     lengths: list[int] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
-    signatures: list[np.ndarray] = field(default_factory=list)
+    signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))  # a row each
 
 
 @dataclass
@@ -72,13 +73,19 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     d = cfg.dedup
     exact = ExactDedup(d.scope) if d.exact else None
     near = NearDedup(d) if d.near else None
+    # Rows that share no LSH band with another row never meet in the index: they skip it (same
+    # result; the index then holds only the few rows that share a band, not every kept one).
+    if near is not None and alive:
+        shared = rows_sharing_a_band(keys.signatures[np.array(alive)], d.bands, d.rows).tolist()
+    else:
+        shared = [False] * len(alive)
     survivors = []
-    for i in alive:
+    for i, may_match in zip(alive, shared, strict=True):
         rid, group = keys.ids[i], keys.prompts[i]
         if exact is not None and (other := exact.add_digest(rid, keys.digests[i], group)):
             decisions[rid] = ("dedup", f"exact duplicate of {other}")
             continue
-        if near is not None and (other := near.add_signature(rid, keys.signatures[i], group)):
+        if may_match and near is not None and (other := near.add_signature(rid, keys.signatures[i], group)):
             decisions[rid] = ("dedup", f"near duplicate of {other} (jaccard ~{near.last_similarity:.2f})")
             continue
         survivors.append(i)

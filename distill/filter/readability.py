@@ -86,7 +86,8 @@ def think_tags(row: Row, cfg: ReadabilityConfig) -> str | None:
         if opens == 1 and completion.index("<think>") > completion.index("</think>"):
             return "think_extra: <think> after </think>"
     for key in ("reasoning", "content"):
-        if "<think>" in _text(row, key) or "</think>" in _text(row, key):
+        text = _text(row, key)
+        if "think>" in text and ("<think>" in text or "</think>" in text):  # one scan when clean
             return f"think_extra: think tag inside the {key}"
     if not reasoning.strip():
         return "think_missing: empty reasoning"
@@ -137,6 +138,7 @@ _NEUTRAL = frozenset({"Greek", "Common"})
 _MAIN_SCRIPT_SHARE = 0.1  # Latin letters in a prompt are often formulas: 10% of another script wins
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+_ASCII_LETTER_TABLE = bytes(int(b in _ASCII_LETTERS) for b in range(256))  # byte -> 1 for a letter
 
 
 @lru_cache(maxsize=1 << 16)
@@ -151,7 +153,9 @@ def script_letters(text: str) -> Counter[str]:
     """Letters per script. ASCII letters are counted in C; only non-ASCII characters in Python."""
     counts: Counter[str] = Counter()
     data = text.encode("utf-8")
-    counts["Latin"] = len(data) - len(data.translate(None, _ASCII_LETTERS))
+    counts["Latin"] = np.count_nonzero(np.frombuffer(data.translate(_ASCII_LETTER_TABLE), dtype=np.bool_))
+    if len(data) == len(text):  # pure ASCII: no other script
+        return counts
     for char, n in Counter(_NON_ASCII.findall(text)).items():
         if (script := _script(char)) is not None:
             counts[script] += n
@@ -201,6 +205,10 @@ def _longest_paragraph(text: str) -> int:
 
 def long_paragraph(row: Row, cfg: ReadabilityConfig) -> str | None:
     reasoning = _text(row, "reasoning")
+    # A paragraph (stripped, so no "\n\n" inside) lies within one piece between "\n\n"s: when no
+    # piece is too long, none is (a plain split, ~4x cheaper than the regex split).
+    if max(map(len, reasoning.split("\n\n"))) <= cfg.max_paragraph_chars:
+        return None
     if _longest_paragraph(reasoning) <= cfg.max_paragraph_chars:
         return None  # removing display math and code can only shorten paragraphs
     longest = _longest_paragraph(_NOT_PROSE.sub("\n\n", reasoning))
@@ -214,7 +222,9 @@ def repeated_ngram_share(text: str, n: int = 10) -> float:
     grams = ngram_hashes(word_hashes(text), n)
     if grams.size < 2:
         return 0.0
-    return 1.0 - np.unique(grams).size / grams.size
+    grams.sort()  # a fresh array; distinct values counted on the sorted copy (np.unique is 10x slower)
+    distinct = 1 + np.count_nonzero(grams[1:] != grams[:-1])
+    return 1.0 - distinct / grams.size
 
 
 def repetition(row: Row, cfg: ReadabilityConfig) -> str | None:

@@ -2,10 +2,16 @@
 
 Three passes, each resumable:
 1. per input file (streamed): decontamination, verification (math / code / judge by domain),
-   readability, and the per-row dedup features; sealed as a work shard.
-2. in memory, from small columns only: pass rates, difficulty band, dedup, selection, pairs.
+   readability, and the per-row dedup features (only for rows still standing after
+   verification); sealed as a work shard. Pipelined: while the feature workers compute file k's
+   features, this process verifies file k+1 (in the verifiers' own workers) and seals file k-1.
+2. in memory, from small columns only: pass rates, difficulty band, dedup, selection, pairs, and
+   the report's counts (the report is drawn in a thread while pass 3 runs).
 3. per work shard: every row goes to `sft/` (kept, with `messages`) or `rejects/` (with its
-   stage and reason). Then the report and the manifest.
+   stage and reason), with Arrow compute (no Python rows), sealed by writer threads. Then the
+   report and the manifest.
+Work shards of Parquet inputs hold only the small columns (ids, verdicts, features): pass 3 reads
+the texts again from the input file, which costs less than compressing and reading them back.
 Same input + same config = same output.
 """
 
@@ -15,25 +21,35 @@ import json
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import UserError
 from distill.filter.config import FilterConfig
-from distill.filter.features import FEATURE_FIELDS, features
+from distill.filter.decontam import DecontamConfig
+from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
-from distill.filter.traces import list_trace_files, read_trace_file
+from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
 from distill.filter.verifiers import Verifiers
-from distill.generate.prompts import assistant_text
-from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, stable_hash
-from distill.shards import MANIFEST, ShardStore, atomic_write_text, git_commit, package_versions, sha256_file
+from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
+from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
+from distill.shards import (
+    MANIFEST,
+    ShardStore,
+    atomic_write_text,
+    git_commit,
+    package_versions,
+    sha256_file,
+    shard_name,
+)
 
 WORK_EXTRA = [
     pa.field("_pref", pa.int64()),
@@ -41,7 +57,19 @@ WORK_EXTRA = [
     pa.field("_sig", pa.binary()),
 ]
 WORK_SCHEMA = pa.schema([*FILTERED_SCHEMA, *WORK_EXTRA])
+# The work shard of a Parquet input: no texts (pass 3 reads them from the input file again).
+WORK_KEYS_SCHEMA = pa.schema(
+    [
+        TRACE_SCHEMA.field("id"),
+        TRACE_SCHEMA.field("prompt_id"),
+        *(FILTERED_SCHEMA.field(n) for n in ("verdict", "verdict_reason", "reject_stage", "reject_reason")),
+        *WORK_EXTRA,
+    ]
+)
 CHUNK = 256  # rows per feature task
+CONTAMINATION_CACHE = 100_000  # decontamination reasons remembered (by checked text)
+OUT_BATCH = 1024  # rows per `messages` batch in pass 3 (keeps string offsets far below 2 GiB)
+WRITERS = 2  # pass 3: stores (and sealing threads) per output folder
 
 
 @dataclass
@@ -83,70 +111,228 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
     if summary.resumed_shards:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
-    input_rejects: list[dict] = []
     if todo:
         task = progress.add_task("verifying", total=len(todo)) if progress else None
+
+        def seal(job: _FirstPass) -> None:
+            work_table, stats = job.finish()
+            work.seal(job.k, work_table, stats)
+            log(f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
+            if progress:
+                progress.update(task, advance=1)
+
         with Verifiers(cfg.verify) as verifiers, ProcessPoolExecutor(cfg.workers) as pool:
+            pending: _FirstPass | None = None
+            contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
             for k in todo:
-                table, rejects = read_trace_file(files[k])
-                input_rejects += rejects
-                work_table, stats = _first_pass(table, cfg, verifiers, pool)
-                work.seal(k, work_table, {**stats, "input_rejects": len(rejects)})
-                log(f"{files[k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
-                if progress:
-                    progress.update(task, advance=1)
-    plan = make_plan(_read_keys(out / "work", files, work), cfg)
-    counts = _third_pass(out, identity, files, work, plan, cfg, log)
-    _write_input_rejects(out, files, input_rejects)
+                table, rejects = read_input(files[k])
+                job = _FirstPass(k, table, rejects, cfg, text_free=_text_free(files[k]))
+                if pending is None:
+                    job.submit(pool, every_row=True)  # busy while the verifiers start
+                job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
+                if pending is not None:
+                    job.submit(pool)
+                    seal(pending)  # meanwhile the pool starts on file k
+                pending = job
+            if pending is not None:
+                seal(pending)
+            del job, pending
+    keys = _read_keys(out / "work", files, work)
+    plan = make_plan(keys, cfg)
+    counts = count_rows(keys, plan)
     from distill.filter.report import write_report
 
-    report = write_report(out, counts, plan, cfg)
+    with ThreadPoolExecutor(1) as drawing:  # the plots take seconds of CPU: drawn during pass 3
+        report_future = drawing.submit(write_report, out, counts, plan, cfg)
+        _third_pass(out, identity, files, work, plan, cfg, log)
+        report = report_future.result()
+    input_rejects = [
+        r
+        for k in range(len(files))
+        for r in work.shards.get(shard_name(k, len(files)), {}).get("input_reject_rows", [])
+    ]
+    _write_input_rejects(out, files, input_rejects)
     manifest = _write_manifest(out, identity, cfg, files, report)
     if not cfg.keep_work:
         shutil.rmtree(out / "work", ignore_errors=True)
     return _summary_from(out, manifest, started, summary.resumed_shards)
 
 
+# --- reading inputs ------------------------------------------------------------------------------
+
+
+def _text_free(path: Path) -> bool:
+    """Whether the work shard of this input leaves the texts out (read again in pass 3)."""
+    return path.suffix == ".parquet"
+
+
+def read_input(path: Path) -> tuple[pa.Table, list[dict]]:
+    """`read_trace_file`, with a fast path for a Parquet file that already is a valid trace file
+    (TRACE_SCHEMA types, every required field set): the same table, without Python rows."""
+    if path.suffix == ".parquet":
+        table = _valid_trace_parquet(path)
+        if table is not None:
+            return table, []
+    return read_trace_file(path)
+
+
+def _valid_trace_parquet(path: Path) -> pa.Table | None:
+    """The conformed table, or None when `read_trace_file` has something to say (or reject)."""
+    try:
+        table = _read_parquet(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    names = table.column_names
+    if len(set(names)) != len(names):
+        return None
+    for f in TRACE_SCHEMA:
+        if f.name not in names:
+            if not f.nullable:
+                return None
+            continue
+        column = table.column(f.name)
+        if column.type != f.type or (not f.nullable and column.null_count):
+            return None
+    for name in REQUIRED:  # a row without one is a reject: read_trace_file records it
+        column = table.column(name)
+        if column.null_count or pc.any(pc.equal(pc.binary_length(column), 0)).as_py():
+            return None
+    return conform(table, TRACE_SCHEMA)
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file, in this thread: pyarrow's thread pool costs CPU here, not time (the other
+    core is busy with workers), and `pq.read_table`'s dataset layer imports pandas."""
+    return pq.ParquetFile(path).read(columns=columns, use_threads=False)
+
+
 # --- pass 1 ------------------------------------------------------------------------------------
 
 
-def _first_pass(table: pa.Table, cfg: FilterConfig, verifiers: Verifiers, pool) -> tuple[pa.Table, dict]:
-    rows = table.to_pylist()
-    slim = [{k: r[k] for k in FEATURE_FIELDS} for r in rows]
-    futures = [
-        pool.submit(features, slim[i : i + CHUNK], cfg.readability, cfg.dedup)
-        for i in range(0, len(slim), CHUNK)
-    ]
-    verdicts = verifiers.verify(rows)  # meanwhile, in the verifiers' own workers
-    contaminated = verifiers.decontaminate(rows, cfg.decontaminate)
-    checks, lengths, digests, sigs = [], [], [], []
-    for fut in futures:
-        f = fut.result()
-        checks += f["checks"]
-        lengths += f["lengths"]
-        digests += f["digests"]
-        sigs.append(f["signatures"])
-    signatures = np.concatenate(sigs) if sigs else np.zeros((0, cfg.dedup.num_perm), np.uint32)
-    rejected = 0
-    for i, row in enumerate(rows):
-        v: Verdict | None = verdicts[i]
-        row["verdict"] = v.status if v else None
-        row["verdict_reason"] = v.reason if v else None
-        stage = reason = None
-        if contaminated[i]:
-            stage, reason = "decontaminate", contaminated[i]
-        elif v is not None and v.status == "fail":
-            stage, reason = "verify", f"fail: {v.reason}"
-        elif v is not None and v.status == "error" and cfg.verify.on_error == "exclude":
-            stage, reason = "verify", f"error: {v.reason}"
-        elif checks[i] is not None:
-            stage, reason = "readability", f"{checks[i][0]}: {checks[i][1]}"
-        row["reject_stage"], row["reject_reason"] = stage, reason
-        row["_pref"], row["_digest"] = lengths[i], digests[i]
-        row["_sig"] = signatures[i].tobytes()
-        rejected += stage is not None
-    cols = {f.name: [r.get(f.name) for r in rows] for f in WORK_SCHEMA}
-    return pa.Table.from_pydict(cols, schema=WORK_SCHEMA), {"rows": len(rows), "rejected": rejected}
+class _FirstPass:
+    """One input file's first pass: `verify`, `submit` the features, later `finish` (and seal).
+
+    Features are computed only for rows that verification and decontamination leave standing: a
+    rejected row's readability, digest and signature are never used (the reject stage is the
+    first that applies; dedup sees surviving rows only). The first file submits every row's
+    features before verifying (`every_row`), so that the workers are busy while the verifiers start."""
+
+    def __init__(
+        self, k: int, table: pa.Table, rejects: list[dict], cfg: FilterConfig, text_free: bool
+    ) -> None:
+        self.k, self.cfg, self.text_free = k, cfg, text_free
+        self.input_rejects = len(rejects)
+        self.input_reject_rows = rejects  # kept in the work manifest, so a resumed run still reports them
+        self.rows = table.to_pylist()
+        # what `finish` needs of the table: the texts are in `rows` now (a text-free work shard
+        # lets the table's text buffers go at once)
+        self.table = table.select(["id", "prompt_id"]) if text_free else table
+        self.futures: list[tuple[list[int], Future]] = []
+        self.verdicts: list[Verdict | None] = []
+        self.contaminated: list[str | None] = []
+
+    def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
+        self.verdicts = verifiers.verify(self.rows)
+        self.contaminated = _decontaminate(verifiers, self.rows, self.cfg.decontaminate, contamination)
+
+    def _first_stage(self, i: int) -> tuple[str, str] | None:
+        """The reject stage and reason from decontamination and verification, if any."""
+        v = self.verdicts[i]
+        if self.contaminated[i]:
+            return "decontaminate", self.contaminated[i]
+        if v is not None and v.status == "fail":
+            return "verify", f"fail: {v.reason}"
+        if v is not None and v.status == "error" and self.cfg.verify.on_error == "exclude":
+            return "verify", f"error: {v.reason}"
+        return None
+
+    def submit(self, pool, every_row: bool = False) -> None:
+        if every_row:
+            wanted = list(range(len(self.rows)))
+        else:
+            wanted = [i for i in range(len(self.rows)) if self._first_stage(i) is None]
+        cfg = self.cfg
+        for start in range(0, len(wanted), CHUNK):
+            idx = wanted[start : start + CHUNK]
+            slim = [{key: self.rows[i][key] for key in FEATURE_FIELDS} for i in idx]
+            self.futures.append((idx, pool.submit(features, slim, cfg.readability, cfg.dedup)))
+
+    def finish(self) -> tuple[pa.Table, dict]:
+        cfg, n = self.cfg, len(self.rows)
+        checks: list[tuple[str, str] | None] = [None] * n
+        digests = [b""] * n
+        signatures = np.full((n, cfg.dedup.num_perm), 0xFFFFFFFF, np.uint32)  # "no signature"
+        for idx, fut in self.futures:
+            f = fut.result()
+            for j, i in enumerate(idx):
+                checks[i], digests[i] = f["checks"][j], f["digests"][j]
+            signatures[idx] = f["signatures"]
+        verdict, verdict_reason, stages, reasons = [], [], [], []
+        for i in range(n):
+            v = self.verdicts[i]
+            verdict.append(v.status if v else None)
+            verdict_reason.append(v.reason if v else None)
+            first = self._first_stage(i)
+            if first is None and checks[i] is not None:
+                first = "readability", f"{checks[i][0]}: {checks[i][1]}"
+            stages.append(first[0] if first else None)
+            reasons.append(first[1] if first else None)
+        extra = {
+            "verdict": pa.array(verdict, pa.string()),
+            "verdict_reason": pa.array(verdict_reason, pa.string()),
+            "pass_rate": pa.nulls(n, pa.float64()),
+            "reject_stage": pa.array(stages, pa.string()),
+            "reject_reason": pa.array(reasons, pa.string()),
+            "_pref": pa.array([preference_length(r) for r in self.rows], pa.int64()),
+            "_digest": pa.array(digests, pa.binary()),
+            "_sig": _binary_rows(signatures),
+        }
+        schema = WORK_KEYS_SCHEMA if self.text_free else WORK_SCHEMA
+        columns = [extra[f.name] if f.name in extra else self.table.column(f.name) for f in schema]
+        self.rows = []  # done with the texts
+        rejected = sum(stage is not None for stage in stages)
+        stats = {
+            "rows": n,
+            "rejected": rejected,
+            "input_rejects": self.input_rejects,
+            "input_reject_rows": self.input_reject_rows,
+        }
+        return pa.Table.from_arrays(columns, schema=schema), stats
+
+
+def _decontaminate(
+    verifiers: Verifiers, rows: list[dict], cfg: DecontamConfig, cache: dict[str, str | None]
+) -> list[str | None]:
+    """`verifiers.decontaminate(rows, cfg)` (a prompt's reason is its first row's in this file),
+    with the reason of each checked text remembered across files: samples of one prompt spread
+    over many files are checked once."""
+    if not cfg.enabled or not cfg.benchmarks:
+        return [None] * len(rows)
+    first: dict[str, str] = {}  # prompt id -> the text of its first row here
+    for row in rows:
+        if row["prompt_id"] not in first:
+            first[row["prompt_id"]] = row.get(cfg.field) or ""
+    new = list(dict.fromkeys(t for t in first.values() if t not in cache))
+    if len(cache) + len(new) > CONTAMINATION_CACHE:
+        cache.clear()
+    if new:
+        probes = [{"prompt_id": f"#{i}", cfg.field: text} for i, text in enumerate(new)]
+        cache.update(zip(new, verifiers.decontaminate(probes, cfg), strict=True))
+    return [cache[first[row["prompt_id"]]] for row in rows]
+
+
+def _binary_rows(values: np.ndarray) -> pa.ChunkedArray:
+    """A (rows, k) array as binary values, one row's bytes each, built from buffers (no Python
+    objects); in chunks of at most 2**20 rows so that int32 offsets never overflow."""
+    width = values.shape[1] * values.itemsize
+    pieces = []
+    for start in range(0, values.shape[0], 1 << 20):
+        part = np.ascontiguousarray(values[start : start + (1 << 20)])
+        n = part.shape[0]
+        offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(part.tobytes())]
+        pieces.append(pa.Array.from_buffers(pa.binary(), n, buffers))
+    return pa.chunked_array(pieces, pa.binary())
 
 
 # --- pass 2 ------------------------------------------------------------------------------------
@@ -154,17 +340,20 @@ def _first_pass(table: pa.Table, cfg: FilterConfig, verifiers: Verifiers, pool) 
 
 def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
     keys = Keys()
-    cols = ["id", "prompt_id", "verdict", "reject_stage", "_pref", "_digest", "_sig"]
+    cols = ["id", "prompt_id", "verdict", "reject_stage", "reject_reason", "_pref", "_digest", "_sig"]
+    sigs = []
     for k in range(len(files)):
         path = root / _shard_path(work, k)
-        t = pq.read_table(path, columns=cols)
+        t = _read_parquet(path, cols)
         keys.ids += t.column("id").to_pylist()
         keys.prompts += t.column("prompt_id").to_pylist()
         keys.verdicts += t.column("verdict").to_pylist()
         keys.stage1 += t.column("reject_stage").to_pylist()
+        keys.reasons1 += t.column("reject_reason").to_pylist()
         keys.lengths += t.column("_pref").to_pylist()
         keys.digests += t.column("_digest").to_pylist()
-        keys.signatures += [np.frombuffer(b, dtype=np.uint32) for b in t.column("_sig").to_pylist()]
+        sigs.append(b"".join(t.column("_sig").to_pylist()))
+    keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), -1)
     return keys
 
 
@@ -172,6 +361,40 @@ def _shard_path(store: ShardStore, k: int) -> str:
     from distill.shards import shard_name
 
     return shard_name(k, store.num_shards)
+
+
+def final_rejects(keys: Keys, plan: Plan) -> tuple[list[str | None], list[str | None]]:
+    """Every row's reject stage and reason after both passes (None, None: kept)."""
+    stages, reasons = list(keys.stage1), list(keys.reasons1)
+    decisions = plan.decisions
+    for i, rid in enumerate(keys.ids):
+        if stages[i] is None and rid in decisions:
+            stages[i], reasons[i] = decisions[rid]
+    return stages, reasons
+
+
+def count_rows(keys: Keys, plan: Plan) -> dict[str, Any]:
+    """The report's counts, from the small columns alone."""
+    stages, reasons = final_rejects(keys, plan)
+    counts: dict[str, Any] = {
+        "rows": len(keys.ids),
+        "kept": 0,
+        "stages": Counter(),
+        "reasons": Counter(),
+        "verdicts": Counter(v or "none" for v in keys.verdicts),
+        "kept_tokens": [],
+        "rejected_tokens": [],
+    }
+    # a row's tokens: completion_tokens, else characters / 4 - exactly its preference length
+    for stage, reason, tokens in zip(stages, reasons, keys.lengths, strict=True):
+        if stage is None:
+            counts["kept_tokens"].append(tokens)
+        else:
+            counts["stages"][stage] += 1
+            counts["reasons"][f"{stage}: {reason.split(':')[0]}"] += 1
+            counts["rejected_tokens"].append(tokens)
+    counts["kept"] = len(counts["kept_tokens"])
+    return counts
 
 
 # --- pass 3 ------------------------------------------------------------------------------------
@@ -184,53 +407,121 @@ def messages_of(row: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _third_pass(out: Path, identity, files, work: ShardStore, plan: Plan, cfg: FilterConfig, log) -> dict:
+def _messages(table: pa.Table) -> pa.ChunkedArray:
+    """`messages_of` for every row, with Arrow compute: [user: prompt, assistant: think + answer]."""
+    chunks = []
+    message_list = SFT_SCHEMA.field("messages").type
+    for batch in table.select(["prompt", "reasoning", "content"]).to_batches(max_chunksize=OUT_BATCH):
+        n = batch.num_rows
+        if n == 0:
+            continue
+        assistant = pc.binary_join_element_wise(
+            f"{THINK_OPEN}\n",
+            pc.fill_null(batch.column("reasoning"), ""),
+            f"\n{THINK_CLOSE}\n\n",
+            pc.fill_null(batch.column("content"), ""),
+            "",
+        )
+        order = np.empty(2 * n, dtype=np.int64)  # prompt 0, answer 0, prompt 1, answer 1, ...
+        order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
+        contents = pa.concat_arrays([batch.column("prompt"), assistant]).take(pa.array(order))
+        roles = pa.array(["user", "assistant"] * n, pa.string())
+        values = pa.StructArray.from_arrays([roles, contents], fields=list(message_list.value_type))
+        offsets = pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32))
+        chunks.append(pa.ListArray.from_arrays(offsets, values, type=message_list))
+    return pa.chunked_array(chunks, message_list)
+
+
+def _trace_table(out: Path, files: list[Path], work: ShardStore, k: int) -> pa.Table:
+    """Work shard k with its input rows' texts: FILTERED_SCHEMA's trace columns + the keys."""
+    table = _read_parquet(out / "work" / _shard_path(work, k))
+    if "completion" in table.column_names:  # a work shard of a JSONL input holds the texts itself
+        return table
+    source, _ = read_input(files[k])
+    if not source.column("id").equals(table.column("id")):
+        raise UserError(f"{files[k]} changed since its first pass; use a new --output folder")
+    columns = {name: table.column(name) for name in table.column_names}
+    columns.update({name: source.column(name) for name in source.column_names})
+    return pa.table(columns)
+
+
+def _third_pass(out: Path, identity, files, work: ShardStore, plan: Plan, cfg: FilterConfig, log) -> None:
     n = len(files)
-    sft = ShardStore(out / "sft", identity, n)
-    rej = ShardStore(out / "rejects", identity, n)
-    sft.open()
-    rej.open()
-    counts: dict[str, Any] = {
-        "rows": 0,
-        "kept": 0,
-        "stages": Counter(),
-        "reasons": Counter(),
-        "verdicts": Counter(),
-        "kept_tokens": [],
-        "rejected_tokens": [],
-    }
+    # WRITERS stores per folder, as `distill generate`'s data-parallel workers (shard k belongs to
+    # store k % WRITERS; each keeps its own manifest, `merge` unions them), each sealing in its own
+    # thread: Parquet compression releases the GIL, so shards are compressed and fsynced side by
+    # side while this thread reads the next input file. At most WRITERS shards in flight.
+    sfts = [ShardStore(out / "sft", identity, n, worker_index=w, num_workers=WRITERS) for w in range(WRITERS)]
+    rejs = [
+        ShardStore(out / "rejects", identity, n, worker_index=w, num_workers=WRITERS) for w in range(WRITERS)
+    ]
+    for store in (*sfts, *rejs):
+        store.open()
     pair_ids = {rid for _, a, b in plan.pairs for rid in (a, b)}
     pair_rows: dict[str, dict] = {}
-    for k in range(n):
-        table = pq.read_table(out / "work" / _shard_path(work, k))
-        kept, dropped = [], []
-        for row in table.to_pylist():
-            row["pass_rate"] = plan.pass_rates.get(row["prompt_id"])
-            if row["reject_stage"] is None and row["id"] in plan.decisions:
-                row["reject_stage"], row["reject_reason"] = plan.decisions[row["id"]]
-            counts["rows"] += 1
-            counts["verdicts"][row["verdict"] or "none"] += 1
-            tokens = row["completion_tokens"] if row["completion_tokens"] is not None else row["_pref"]
-            if row["reject_stage"] is None:
-                row["messages"] = messages_of(row)
-                kept.append(row)
-                counts["kept_tokens"].append(tokens)
-            else:
-                dropped.append(row)
-                counts["stages"][row["reject_stage"]] += 1
-                counts["reasons"][f"{row['reject_stage']}: {row['reject_reason'].split(':')[0]}"] += 1
-                counts["rejected_tokens"].append(tokens)
-            if row["id"] in pair_ids:
-                pair_rows[row["id"]] = row
-        counts["kept"] += len(kept)
-        if not (sft.is_sealed(k) and rej.is_sealed(k)):
-            sft.seal(k, _table(kept, SFT_SCHEMA), {"prompts": len({r["prompt_id"] for r in kept})})
-            rej.seal(k, _table(dropped, FILTERED_SCHEMA), {})
-    sft.merge()
-    rej.merge()
+    threads = [ThreadPoolExecutor(1) for _ in range(2 * WRITERS)]
+    in_flight: list[list[Future]] = []
+    try:
+        for k in range(n):
+            w = k % WRITERS
+            sealed = sfts[w].is_sealed(k) and rejs[w].is_sealed(k)
+            if sealed and not pair_ids:
+                continue
+            table = _trace_table(out, files, work, k)
+            ids = table.column("id").to_pylist()
+            wanted = [i for i, rid in enumerate(ids) if rid in pair_ids]
+            if wanted:
+                for row in table.select(["id", "prompt", "reasoning", "content"]).take(wanted).to_pylist():
+                    pair_rows[row["id"]] = row
+            if sealed:
+                continue
+            kept, dropped, stats = _split(table, ids, plan)
+            del table
+            if len(in_flight) == WRITERS:
+                for fut in in_flight.pop(0):
+                    fut.result()
+            in_flight.append(
+                [
+                    threads[2 * w].submit(sfts[w].seal, k, kept, stats),
+                    threads[2 * w + 1].submit(rejs[w].seal, k, dropped, {}),
+                ]
+            )
+            del kept, dropped
+        for futures in in_flight:
+            for fut in futures:
+                fut.result()
+    finally:
+        for thread in threads:
+            thread.shutdown(wait=True)
+    sfts[0].merge()
+    rejs[0].merge()
     if plan.pairs:
         _write_pairs(out, identity, plan, pair_rows)
-    return counts
+
+
+def _split(table: pa.Table, ids: list[str], plan: Plan) -> tuple[pa.Table, pa.Table, dict]:
+    """A work shard with its texts -> (its SFT rows with messages, its rejects, the SFT stats)."""
+    stages = table.column("reject_stage").to_pylist()
+    reasons = table.column("reject_reason").to_pylist()
+    decisions = plan.decisions
+    for i, rid in enumerate(ids):
+        if stages[i] is None and rid in decisions:
+            stages[i], reasons[i] = decisions[rid]
+    prompts = table.column("prompt_id").to_pylist()
+    updated = {
+        "pass_rate": pa.array([plan.pass_rates.get(p) for p in prompts], pa.float64()),
+        "reject_stage": pa.array(stages, pa.string()),
+        "reject_reason": pa.array(reasons, pa.string()),
+    }
+    filtered = pa.Table.from_arrays(
+        [updated[f.name] if f.name in updated else table.column(f.name) for f in FILTERED_SCHEMA],
+        schema=FILTERED_SCHEMA,
+    )
+    keep = pa.array([stage is None for stage in stages], pa.bool_())
+    kept = filtered.filter(keep)
+    sft_table = pa.Table.from_arrays([_messages(kept), *kept.columns], schema=SFT_SCHEMA)
+    kept_prompts = {p for p, stage in zip(prompts, stages, strict=True) if stage is None}
+    return sft_table, filtered.filter(pc.invert(keep)), {"prompts": len(kept_prompts)}
 
 
 def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:

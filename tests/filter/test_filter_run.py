@@ -213,3 +213,19 @@ def test_max_per_prompt_all_difficulty_band_and_pairs(traces, tmp_path):
 def test_bad_max_per_prompt_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="max_per_prompt"):
         load_stage_config("filter", None, {"select.max_per_prompt": 0})
+
+
+def test_input_rejects_survive_a_resumed_run(traces, tmp_path):
+    """Files processed by an earlier (interrupted) run still report their bad rows."""
+    path, bench, _ = traces
+    cfg = config(path, tmp_path / "out", bench)
+    cfg.keep_work = True
+    run_filter(cfg, log=lambda m: None)
+    out = tmp_path / "out"
+    (out / "manifest.json").unlink()  # as if the run had died after its first pass
+    (out / "rejects.jsonl").unlink()
+    logs = []
+    run_filter(cfg, log=logs.append)
+    assert any("resuming: 1 of 1 input files" in m for m in logs)
+    bad = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert len(bad) == 1 and bad[0]["line"] == 11
