@@ -16,19 +16,26 @@ import typer
 
 
 def train_student_command(
-    data: Annotated[Path, typer.Argument(help="The sft/ folder of `distill filter`, or Parquet/JSONL with `messages`.")],
+    data: Annotated[
+        Path, typer.Argument(help="The sft/ folder of `distill filter`, or Parquet/JSONL with `messages`.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (becomes the model folder).")],
     recipe: Annotated[Path | None, typer.Option(help="Recipe YAML (its `train` section).")] = None,
     model: Annotated[
         str | None, typer.Option(help="Student: a model folder, hub id or 'smollm2-135m' (the default).")
     ] = None,
     max_length: Annotated[
-        int | None, typer.Option(help="Most tokens per conversation; longer rows are dropped (default 16384).")
+        int | None,
+        typer.Option(help="Most tokens per conversation; longer rows are dropped (default 16384)."),
     ] = None,
     epochs: Annotated[float | None, typer.Option(help="Passes over the data (default 3).")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimizer steps to run instead of --epochs.")] = None,
-    lora: Annotated[bool, typer.Option("--lora", help="Train a LoRA adapter (merged into the output too).")] = False,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --output.")] = False,
+    lora: Annotated[
+        bool, typer.Option("--lora", help="Train a LoRA adapter (merged into the output too).")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint in --output.")
+    ] = False,
 ) -> None:
     """Supervised fine-tuning of a student on the filtered set (TRL SFTTrainer, accelerate)."""
     from distill.errors import UserError
@@ -56,7 +63,9 @@ def train_student_command(
     manifest = train(config)
     if manifest:
         steps = manifest["training"]
-        typer.echo(f"{output}: {steps['global_step']} steps, dropped rows {manifest['data']['dropped']}", err=True)
+        typer.echo(
+            f"{output}: {steps['global_step']} steps, dropped rows {manifest['data']['dropped']}", err=True
+        )
         typer.echo(str(output))
 
 

@@ -1,0 +1,104 @@
+"""What a training run leaves behind besides weights: the JSONL log and the manifest's provenance."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+PACKAGES = (
+    "distill",
+    "torch",
+    "transformers",
+    "trl",
+    "accelerate",
+    "peft",
+    "datasets",
+    "liger-kernel",
+    "flash-attn",
+)
+
+
+class JsonlLogCallback(TrainerCallback):
+    """One JSON line per trainer log (main process only): step, loss, learning rate, grad norm, tokens/s, ...
+
+    tokens/s counts real tokens (no padding): TRL's `num_tokens` sums the attention mask, or the
+    flattened length when packing.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._last_tokens = 0.0
+        self._last_time = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last_tokens, self._last_time = 0.0, time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        now = time.perf_counter()
+        record: dict[str, Any] = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        record.update({k: v for k, v in logs.items() if isinstance(v, int | float | str)})
+        tokens = logs.get("num_tokens")
+        if tokens is not None and "loss" in logs:
+            elapsed = now - self._last_time
+            record["tokens_per_s"] = round((tokens - self._last_tokens) / elapsed, 2) if elapsed > 0 else None
+            self._last_tokens, self._last_time = tokens, now
+        record["time"] = round(time.time(), 3)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the distill checkout this code runs from (with -dirty when modified), if any."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

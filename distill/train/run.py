@@ -1,0 +1,288 @@
+"""The train stage: SFT rows -> a student model folder, with TRL's SFTTrainer on accelerate.
+
+    distill train-student sft/ -o student/ [--recipe r.yaml] [--lora] [--resume]
+    accelerate launch --config_file recipes/accelerate/zero3.yaml -m distill.cli train-student sft/ -o student/
+
+The output folder is itself the model (config, safetensors, tokenizer, chat template, generation
+config: `vllm serve student/` works), plus:
+    checkpoints/checkpoint-N/   Trainer checkpoints (model, optimizer, scheduler, RNG, trainer_state.json)
+    adapter/                    the LoRA adapter (with --lora)
+    train_log.jsonl             one line per log step: loss, learning_rate, grad_norm, tokens_per_s, ...
+    trainer_state.json          TRL/transformers' own log history
+    dropped.jsonl               every dropped row: source file#row and reason
+    run.json                    config and data fingerprint of the run (checked on --resume)
+    manifest.json               data hash, config, runtime, versions, git commit, counts, timings
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.errors import UserError
+from distill.train.config import TrainConfig
+from distill.train.data import Conversations, read_conversations, tokenize_all
+from distill.train.template import TemplateChoice, choose_template, prepare_tokenizer
+
+# Keys that may change between a run and its --resume; any other change is an error.
+RESUMABLE_CHANGES = {"resume", "max_steps", "epochs", "save_steps", "logging_steps", "save_total_limit"}
+RESUMABLE_CHANGES |= {"report_to", "num_proc", "data", "output"}
+TOKENIZER_CACHE = ".tokenized"
+
+
+def say(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Prepared:
+    """Everything the trainer needs, decided and tokenized (see `prepare`)."""
+
+    config: TrainConfig
+    out: Path
+    model_path: str
+    runtime: Any
+    args: Any
+    tokenizer: Any
+    choice: TemplateChoice
+    added_token_ids: list[int]
+    conv: Conversations
+    dataset: Any
+    token_stats: dict[str, int]
+    resume_from: str | None
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    """Check the output folder, resolve the student and the runtime, read and tokenize the data."""
+    from transformers import AutoTokenizer
+
+    from distill.models import resolve_model
+    from distill.train.trainer import resolve_runtime, sft_args
+
+    if not config.data:
+        raise UserError("no training data: pass DATA (the sft/ folder of `distill filter`)")
+    if not config.output:
+        raise UserError("no output folder: pass -o/--output")
+    out = Path(config.output).expanduser()
+    model_path = resolve_model(config.model)
+    runtime = resolve_runtime(config)
+    args = sft_args(config, runtime, out / "checkpoints")
+    resume_from = _check_output(config, out)
+    args.distributed_state.wait_for_everyone()  # every process has checked before the main one writes
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load the tokenizer of {config.model}: {str(exc).splitlines()[0]}") from None
+    if not tokenizer.is_fast:
+        raise UserError(f"{model_path}: training needs a fast (Rust) tokenizer for token offsets")
+    conv = read_conversations(config.data)
+    if not conv.messages:
+        raise UserError(f"{config.data}: no usable conversation (dropped: {conv.drop_counts()})")
+    if config.resume:
+        _check_same_run(config, out, conv.fingerprint)
+    choice = choose_template(tokenizer, config.chat_template, conv.multi_turn)
+    if choice.warning:
+        say(f"warning: {choice.warning}")
+    added = prepare_tokenizer(tokenizer, choice)
+    with args.main_process_first(desc="tokenize"):
+        dataset, stats = _tokenize_cached(conv, tokenizer, choice, config, out)
+    if len(dataset) == 0:
+        raise UserError(
+            f"every row was dropped ({conv.drop_counts()}); raise max_length (now {config.max_length}) "
+            "or set truncate: true"
+        )
+    return Prepared(
+        config, out, model_path, runtime, args, tokenizer, choice, added, conv, dataset, stats, resume_from
+    )
+
+
+def make_trainer(p: Prepared, callbacks: list[Any] | None = None) -> Any:
+    from distill.train.logs import JsonlLogCallback
+    from distill.train.trainer import build_trainer, load_student
+
+    model = load_student(p.model_path, p.runtime, p.tokenizer)
+    callbacks = [JsonlLogCallback(p.out / "train_log.jsonl"), *(callbacks or [])]
+    return build_trainer(p.config, p.args, model, p.tokenizer, p.dataset, p.added_token_ids, callbacks)
+
+
+def train(config: TrainConfig, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run the stage end to end; returns the manifest (also written to OUTPUT/manifest.json)."""
+    from distill.train.export import export, source_dtype
+
+    started = time.time()
+    p = prepare(config)
+    kept, dropped = len(p.dataset), p.conv.drop_counts()
+    say(
+        f"training {config.model} on {kept} conversations ({p.token_stats['tokens']} tokens); dropped: {dropped}"
+    )
+    trainer = make_trainer(p, callbacks)
+    if trainer.is_world_process_zero():  # the run starts: from here on the folder is this run's
+        from distill.train.logs import write_json
+
+        run = {"config": config.model_dump(mode="json"), "data_fingerprint": p.conv.fingerprint}
+        write_json(p.out / "run.json", run)
+        with open(p.out / "dropped.jsonl", "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(d) + "\n" for d in p.conv.dropped)
+    if p.resume_from:
+        say(f"resuming from {p.resume_from}")
+    result = trainer.train(resume_from_checkpoint=p.resume_from)
+    save_dtype = source_dtype(p.model_path)
+    written = export(trainer, p.tokenizer, p.out, p.model_path, save_dtype, config.lora, config.merge_lora)
+    if not trainer.is_world_process_zero():
+        return {}
+    trainer.state.save_to_json(str(p.out / "trainer_state.json"))
+    manifest = _manifest(p, trainer, result, written, save_dtype, time.time() - started)
+    from distill.train.logs import write_json
+
+    write_json(p.out / "manifest.json", manifest)
+    if manifest["training"]["completed"]:  # the tokenized copy only serves other processes and --resume
+        shutil.rmtree(p.out / TOKENIZER_CACHE, ignore_errors=True)
+    say(f"model written to {p.out} (steps {trainer.state.global_step}/{trainer.state.max_steps})")
+    return manifest
+
+
+def _check_output(config: TrainConfig, out: Path) -> str | None:
+    """The checkpoint to resume from (None: start fresh); refuses to overwrite an earlier run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = out / "checkpoints"
+    if not config.resume:
+        # Only our own leftover of a run that never started (the tokenized data) may be there.
+        if out.exists() and (not out.is_dir() or any(f.name != TOKENIZER_CACHE for f in out.iterdir())):
+            raise UserError(
+                f"output folder {out} is not empty: pass --resume to continue its run, or pick another"
+            )
+        return None
+    if not (out / "run.json").is_file():
+        raise UserError(f"nothing to resume in {out} (no run.json): drop --resume to start a new run")
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    if last is None:
+        say(f"warning: {out} has no checkpoint yet; starting from the beginning")
+    return last
+
+
+def _check_same_run(config: TrainConfig, out: Path, fingerprint: str) -> None:
+    previous = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    if previous.get("data_fingerprint") != fingerprint:
+        raise UserError(f"the training data changed since the run in {out} started; cannot resume")
+    old, new = previous.get("config", {}), config.model_dump(mode="json")
+    changed = sorted(
+        k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)
+    )
+    if changed:
+        raise UserError(
+            f"cannot resume {out}: changed settings {', '.join(changed)} (only steps/epochs may change)"
+        )
+
+
+def _tokenize_cached(
+    conv: Conversations, tokenizer: Any, choice: TemplateChoice, config: TrainConfig, out: Path
+) -> tuple[Any, dict[str, int]]:
+    """Tokenize once per (data, tokenizer, template, length policy); other processes and --resume reuse it."""
+    from datasets import load_from_disk
+
+    key = hashlib.sha256(
+        json.dumps(
+            [
+                conv.fingerprint,
+                tokenizer.name_or_path,
+                len(tokenizer),
+                choice.template,
+                config.max_length,
+                config.truncate,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+    cache = out / TOKENIZER_CACHE / key
+    if (cache / "meta.json").is_file():
+        meta = json.loads((cache / "meta.json").read_text(encoding="utf-8"))
+        conv.dropped = meta["dropped"]
+        return load_from_disk(str(cache / "dataset")), meta["stats"]
+    dataset, stats = tokenize_all(
+        conv, tokenizer, choice.template, config.max_length, config.truncate, config.num_proc
+    )
+    if os.environ.get("RANK", "0") == "0" and len(dataset):
+        dataset.save_to_disk(str(cache / "dataset"))
+        (cache / "meta.json").write_text(
+            json.dumps({"dropped": conv.dropped, "stats": stats}), encoding="utf-8"
+        )
+    return dataset, stats
+
+
+def _manifest(p: Prepared, trainer: Any, result: Any, written: dict, save_dtype: str, seconds: float) -> dict:
+    from datetime import UTC, datetime
+
+    from distill.models import model_revision
+    from distill.train.logs import git_commit, versions
+
+    history = trainer.state.log_history
+    tokens = max((h.get("num_tokens", 0) for h in history), default=0)
+    runtime_s = (result.metrics or {}).get("train_runtime")
+    last = get_last_checkpoint_name(p.out)
+    return {
+        "stage": "train",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "config": p.config.model_dump(mode="json"),
+        "student": {
+            "model": p.config.model,
+            "path": p.model_path,
+            "revision": model_revision(p.model_path),
+            "saved_dtype": save_dtype,
+        },
+        "template": {
+            "source": p.choice.source,
+            "warning": p.choice.warning,
+            "added_tokens": p.choice.added_tokens,
+            "sha256": hashlib.sha256(p.choice.template.encode()).hexdigest()[:16],
+        },
+        "runtime": p.runtime.as_dict(),
+        "data": {
+            "path": str(p.config.data),
+            "files": p.conv.files,
+            "fingerprint": p.conv.fingerprint,
+            "manifest_sha256": p.conv.manifest_sha256,
+            "rows_read": p.conv.rows_read,
+            "rows_kept": len(p.dataset),
+            "dropped": p.conv.drop_counts(),
+            **p.token_stats,
+        },
+        "training": {
+            "global_step": trainer.state.global_step,
+            "max_steps": trainer.state.max_steps,
+            "completed": trainer.state.global_step >= trainer.state.max_steps,
+            "resumed_from": p.resume_from,
+            "train_loss": (result.metrics or {}).get("train_loss"),
+            "train_rows": len(trainer.train_dataset),
+            "tokens_this_session": tokens,
+            "train_runtime_s": runtime_s,
+            "tokens_per_s": round(tokens / runtime_s, 2) if tokens and runtime_s else None,
+            "wall_s": round(seconds, 2),
+        },
+        "outputs": {
+            **written,
+            "checkpoints": "checkpoints",
+            "last_checkpoint": last,
+            "log": "train_log.jsonl",
+            "trainer_state": "trainer_state.json",
+            "dropped": "dropped.jsonl",
+        },
+    }
+
+
+def get_last_checkpoint_name(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    return str(Path(last).relative_to(out)) if last else None
