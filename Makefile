@@ -37,8 +37,7 @@ model: $(STAMP)
 	$(BIN)/distill models prepare >/dev/null
 
 quickstart: setup
-	$(BIN)/distill generate data/gsm8k_test.jsonl --recipe recipes/quickstart.yaml -o runs/quickstart/generate
-	$(BIN)/distill filter runs/quickstart/generate --recipe recipes/quickstart.yaml -o runs/quickstart/filter
+	$(BIN)/distill run recipes/quickstart.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
