@@ -61,6 +61,8 @@ def data_files(path: str | Path) -> list[Path]:
         if not path.name.endswith(DATA_SUFFIXES):
             raise UserError(f"{path}: expected a .parquet, .jsonl or .jsonl.gz file")
         return [path]
+    if (path / "data").is_dir():  # a distill output folder (sft/, mix/): shards live in data/
+        path = path / "data"
     files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
     if not files:
         raise UserError(f"{path}: no .parquet, .jsonl or .jsonl.gz files in this folder")

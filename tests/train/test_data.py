@@ -141,3 +141,16 @@ def test_parquet_without_messages_column(tmp_path):
     (tmp_path / "y.parquet").write_text("not parquet")
     with pytest.raises(UserError, match="not a readable Parquet"):
         read_conversations(tmp_path / "y.parquet")
+
+
+def test_a_filter_output_folder_is_read_from_its_data_subfolder(tmp_path):
+    """`distill filter` writes sft/data/train-*.parquet and sft/manifest.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distill.train.data import data_files
+
+    (tmp_path / "sft" / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "sft" / "data" / "train-00000-of-00001.parquet")
+    (tmp_path / "sft" / "manifest.json").write_text("{}")
+    assert data_files(tmp_path / "sft") == [tmp_path / "sft" / "data" / "train-00000-of-00001.parquet"]
