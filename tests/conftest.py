@@ -14,6 +14,11 @@ DATA = REPO / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DISTILL = [sys.executable, "-m", "distill.cli"]
 
+# vLLM's CPU backend sizes its KV cache as a share of the NUMA node's memory and refuses to start
+# when other programs hold some of it; a fixed 1 GiB is plenty for the tests' small prompts and
+# does not depend on what else runs on the machine. Subprocesses inherit it.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
 
 @pytest.fixture(scope="session")
 def builtin_model() -> str:
