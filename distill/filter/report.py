@@ -74,42 +74,43 @@ def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan
     (out / "plots").mkdir(exist_ok=True)
     made = []
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    stages = [f["stage"] for f in report["funnel"]]
-    ax.barh(stages[::-1], [f["rows"] for f in report["funnel"]][::-1], color="#4878a8")
-    ax.set_xlabel("rows remaining after stage")
-    ax.set_title("Filter funnel")
-    fig.tight_layout()
-    fig.savefig(out / "plots/funnel.png", dpi=100)
-    plt.close(fig)
-    made.append("plots/funnel.png")
+    def save(name: str, title: str, xlabel: str, ylabel: str | None, draw) -> None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        draw(ax)
+        ax.set_xlabel(xlabel)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(out / f"plots/{name}.png", dpi=100)
+        plt.close(fig)
+        made.append(f"plots/{name}.png")
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    kept, dropped = counts["kept_tokens"], counts["rejected_tokens"]
-    top = max([1, *kept, *dropped])
-    bins = np.linspace(0, top, 30)
-    ax.hist(
-        [kept, dropped], bins=bins, label=["kept", "dropped"], color=["#4c9a5a", "#c0504d"], stacked=False
+    funnel = report["funnel"][::-1]
+    save(
+        "funnel",
+        "Filter funnel",
+        "rows remaining after stage",
+        None,
+        lambda ax: ax.barh([f["stage"] for f in funnel], [f["rows"] for f in funnel], color="#4878a8"),
     )
-    ax.set_xlabel("completion tokens")
-    ax.set_ylabel("rows")
-    ax.legend()
-    ax.set_title("Lengths: kept vs dropped")
-    fig.tight_layout()
-    fig.savefig(out / "plots/lengths.png", dpi=100)
-    plt.close(fig)
-    made.append("plots/lengths.png")
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    kept, dropped = counts["kept_tokens"], counts["rejected_tokens"]
+    bins = np.linspace(0, max([1, *kept, *dropped]), 30)
+
+    def lengths(ax) -> None:
+        ax.hist([kept, dropped], bins=bins, label=["kept", "dropped"], color=["#4c9a5a", "#c0504d"])
+        ax.legend()
+
+    save("lengths", "Lengths: kept vs dropped", "completion tokens", "rows", lengths)
     rates = [r for r in plan.pass_rates.values() if r is not None]
-    ax.hist(rates, bins=np.linspace(0, 1, 11), color="#8064a2")
-    ax.set_xlabel("pass rate of the prompt's samples")
-    ax.set_ylabel("prompts")
-    ax.set_title("Pass rate per prompt")
-    fig.tight_layout()
-    fig.savefig(out / "plots/pass_rate.png", dpi=100)
-    plt.close(fig)
-    made.append("plots/pass_rate.png")
+    save(
+        "pass_rate",
+        "Pass rate per prompt",
+        "pass rate of the prompt's samples",
+        "prompts",
+        lambda ax: ax.hist(rates, bins=np.linspace(0, 1, 11), color="#8064a2"),
+    )
     return made
 
 
