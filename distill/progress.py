@@ -30,8 +30,14 @@ class LogProgress:
     def add_task(self, description: str, total: float | None = None, **fields: Any) -> int:
         task_id = len(self.tasks)
         now = time.monotonic()
-        self.tasks[task_id] = {"description": description, "total": total, "completed": 0.0, "start": now,
-                               "last": now, "fields": fields}
+        self.tasks[task_id] = {
+            "description": description,
+            "total": total,
+            "completed": 0.0,
+            "start": now,
+            "last": now,
+            "fields": fields,
+        }
         return task_id
 
     def update(self, task_id: int, advance: float = 0.0, **fields: Any) -> None:

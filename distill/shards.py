@@ -108,6 +108,48 @@ def _index_of(name: str) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
+LONG_VALUE_BYTES = 256  # string columns with longer values on average skip dictionary encoding
+
+
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """Columns worth dictionary encoding: not long texts (ids, reasons, short labels). A dictionary
+    attempt on long, unique texts only costs time before Parquet falls back to plain encoding."""
+    names = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_nested(kind):
+            continue
+        if pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(kind):
+            rows = len(column) - column.null_count
+            if rows and column.nbytes / rows > LONG_VALUE_BYTES:
+                continue
+        names.append(name)
+    return names
+
+
+def write_shard(
+    root: Path, index: int, num_shards: int, table: pa.Table, stats: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write shard `index` of a store at `root`: temporary name, fsync, rename. Returns its
+    manifest record; the shard counts only once a store `register`s it. Safe in any process."""
+    final = Path(root) / shard_name(index, num_shards)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", use_dictionary=_dictionary_columns(table))
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    record = {
+        "index": index,
+        "rows": table.num_rows,
+        "bytes": tmp.stat().st_size,
+        "sha256": sha256_file(tmp),
+        "sealed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(stats or {}),
+    }
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    return record
+
+
 @dataclass
 class ShardStore:
     """One worker's view of a sharded output folder."""
@@ -175,25 +217,14 @@ class ShardStore:
         return rec is not None and shard_ok(self.root / name, rec)
 
     def seal(self, index: int, table: pa.Table, stats: dict[str, Any] | None = None) -> dict[str, Any]:
-        name = shard_name(index, self.num_shards)
-        final = self.root / name
-        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        record = {
-            "index": index,
-            "rows": table.num_rows,
-            "bytes": tmp.stat().st_size,
-            "sha256": sha256_file(tmp),
-            "sealed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **(stats or {}),
-        }
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
-        self.shards[name] = record
-        self._save()
+        record = write_shard(self.root, index, self.num_shards, table, stats)
+        self.register(record)
         return record
+
+    def register(self, record: dict[str, Any]) -> None:
+        """Record a shard that `write_shard` put in place (in this process or another)."""
+        self.shards[shard_name(record["index"], self.num_shards)] = record
+        self._save()
 
     def _save(self) -> None:
         mine = {n: r for n, r in self.shards.items() if r["index"] % self.num_workers == self.worker_index}

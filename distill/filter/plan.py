@@ -30,6 +30,7 @@ class Keys:
     lengths: list[int] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
     signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))  # a row each
+    bounds: list[tuple[int, int]] = field(default_factory=list)  # each work shard's [start, stop)
 
 
 @dataclass

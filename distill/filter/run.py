@@ -21,7 +21,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,7 @@ from distill.shards import (
     package_versions,
     sha256_file,
     shard_name,
+    write_shard,
 )
 
 WORK_EXTRA = [
@@ -66,10 +67,10 @@ WORK_KEYS_SCHEMA = pa.schema(
         *WORK_EXTRA,
     ]
 )
-CHUNK = 256  # rows per feature task
+CHUNK = 256  # rows per feature task (rows sent to the workers)
+BULK_TEXT = "reasoning"  # not read by this process in the first pass of a Parquet input
 CONTAMINATION_CACHE = 100_000  # decontamination reasons remembered (by checked text)
 OUT_BATCH = 1024  # rows per `messages` batch in pass 3 (keeps string offsets far below 2 GiB)
-WRITERS = 2  # pass 3: stores (and sealing threads) per output folder
 
 
 @dataclass
@@ -94,6 +95,35 @@ def identity_of(cfg: FilterConfig, files: list[Path]) -> dict[str, Any]:
     }
 
 
+def _first_pass(
+    files: list[Path], todo: list[int], work: ShardStore, cfg: FilterConfig, pool, progress, log
+) -> None:
+    task = progress.add_task("verifying", total=len(todo)) if progress else None
+
+    def seal(job: _FirstPass) -> None:
+        work_table, stats = job.finish()
+        work.seal(job.k, work_table, stats)
+        log(f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
+        if progress:
+            progress.update(task, advance=1)
+
+    with Verifiers(cfg.verify) as verifiers:
+        pending: _FirstPass | None = None
+        contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
+        for k in todo:
+            table, rejects, slim = read_first_pass(files[k])
+            job = _FirstPass(k, files[k], table, rejects, cfg, slim)
+            if pending is None:
+                job.submit(pool, every_row=True)  # busy while the verifiers start
+            job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
+            if pending is not None:
+                job.submit(pool)
+                seal(pending)  # meanwhile the pool starts on file k
+            pending = job
+        if pending is not None:
+            seal(pending)
+
+
 def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     if not cfg.input or not cfg.output:
         raise UserError("filter needs an input and an output folder (-o/--output)")
@@ -111,41 +141,25 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
     if summary.resumed_shards:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
-    if todo:
-        task = progress.add_task("verifying", total=len(todo)) if progress else None
+    with ProcessPoolExecutor(cfg.workers) as pool:
+        if todo:
+            _first_pass(files, todo, work, cfg, pool, progress, log)
+        keys = _read_keys(out / "work", files, work)
+        plan = make_plan(keys, cfg)
+        counts = count_rows(keys, plan)
+        from distill.filter.report import write_report
 
-        def seal(job: _FirstPass) -> None:
-            work_table, stats = job.finish()
-            work.seal(job.k, work_table, stats)
-            log(f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
-            if progress:
-                progress.update(task, advance=1)
-
-        with Verifiers(cfg.verify) as verifiers, ProcessPoolExecutor(cfg.workers) as pool:
-            pending: _FirstPass | None = None
-            contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
-            for k in todo:
-                table, rejects = read_input(files[k])
-                job = _FirstPass(k, table, rejects, cfg, text_free=_text_free(files[k]))
-                if pending is None:
-                    job.submit(pool, every_row=True)  # busy while the verifiers start
-                job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
-                if pending is not None:
-                    job.submit(pool)
-                    seal(pending)  # meanwhile the pool starts on file k
-                pending = job
-            if pending is not None:
-                seal(pending)
-            del job, pending
-    keys = _read_keys(out / "work", files, work)
-    plan = make_plan(keys, cfg)
-    counts = count_rows(keys, plan)
-    from distill.filter.report import write_report
-
-    with ThreadPoolExecutor(1) as drawing:  # the plots take seconds of CPU: drawn during pass 3
-        report_future = drawing.submit(write_report, out, counts, plan, cfg)
-        _third_pass(out, identity, files, work, plan, cfg, log)
-        report = report_future.result()
+        # the plots take seconds of CPU: drawn here while the workers write sft/ and rejects/
+        report = _third_pass(
+            out,
+            identity,
+            files,
+            work,
+            plan,
+            pool,
+            keys,
+            meanwhile=lambda: write_report(out, counts, plan, cfg),
+        )
     input_rejects = [
         r
         for k in range(len(files))
@@ -176,34 +190,61 @@ def read_input(path: Path) -> tuple[pa.Table, list[dict]]:
     return read_trace_file(path)
 
 
-def _valid_trace_parquet(path: Path) -> pa.Table | None:
-    """The conformed table, or None when `read_trace_file` has something to say (or reject)."""
+def read_first_pass(path: Path) -> tuple[pa.Table, list[dict], bool]:
+    """What the first pass of this process needs of an input file: (table, rejects, slim). A valid
+    Parquet trace file is read without its `reasoning` (`slim`: the feature workers read the texts
+    from the file themselves, and verification reads `reasoning` only where it needs it)."""
+    if path.suffix == ".parquet":
+        table = _valid_trace_parquet(path, skip=(BULK_TEXT,))
+        if table is not None:
+            return table, [], True
+    table, rejects = read_trace_file(path)
+    return table, rejects, False
+
+
+def _valid_trace_parquet(path: Path, skip: tuple[str, ...] = ()) -> pa.Table | None:
+    """The conformed table (without the nullable columns in `skip`), or None when
+    `read_trace_file` has something to say (or reject)."""
     try:
-        table = _read_parquet(path)
+        schema = pq.ParquetFile(path).schema_arrow
     except (pa.ArrowInvalid, OSError):
         return None
-    names = table.column_names
+    names = schema.names
     if len(set(names)) != len(names):
         return None
     for f in TRACE_SCHEMA:
         if f.name not in names:
             if not f.nullable:
                 return None
-            continue
-        column = table.column(f.name)
-        if column.type != f.type or (not f.nullable and column.null_count):
+        elif schema.field(f.name).type != f.type:
+            return None
+    wanted = [f for f in TRACE_SCHEMA if f.name not in skip or not f.nullable]
+    try:
+        table = _read_parquet(path, [f.name for f in wanted if f.name in names])
+    except (pa.ArrowInvalid, OSError):
+        return None
+    for f in wanted:
+        if not f.nullable and table.column(f.name).null_count:
             return None
     for name in REQUIRED:  # a row without one is a reject: read_trace_file records it
         column = table.column(name)
         if column.null_count or pc.any(pc.equal(pc.binary_length(column), 0)).as_py():
             return None
-    return conform(table, TRACE_SCHEMA)
+    return conform(table, pa.schema(wanted))
 
 
 def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     """One Parquet file, in this thread: pyarrow's thread pool costs CPU here, not time (the other
     core is busy with workers), and `pq.read_table`'s dataset layer imports pandas."""
     return pq.ParquetFile(path).read(columns=columns, use_threads=False)
+
+
+def _file_features(path: Path, idx: list[int], readability, dedup) -> dict[str, Any]:
+    """`features` of rows `idx` of a valid Parquet trace file, read here (in a worker process):
+    the texts never travel through a pipe."""
+    names = pq.ParquetFile(path).schema_arrow.names
+    table = _read_parquet(path, [c for c in FEATURE_FIELDS if c in names])
+    return features(table.take(pa.array(idx, pa.int64())).to_pylist(), readability, dedup)
 
 
 # --- pass 1 ------------------------------------------------------------------------------------
@@ -218,22 +259,47 @@ class _FirstPass:
     features before verifying (`every_row`), so that the workers are busy while the verifiers start."""
 
     def __init__(
-        self, k: int, table: pa.Table, rejects: list[dict], cfg: FilterConfig, text_free: bool
+        self, k: int, path: Path, table: pa.Table, rejects: list[dict], cfg: FilterConfig, slim: bool
     ) -> None:
-        self.k, self.cfg, self.text_free = k, cfg, text_free
+        self.k, self.path, self.cfg, self.slim = k, path, cfg, slim
+        self.text_free = _text_free(path)
         self.input_rejects = len(rejects)
         self.input_reject_rows = rejects  # kept in the work manifest, so a resumed run still reports them
-        self.rows = table.to_pylist()
+        if slim:  # no reasoning; the completion stays in Arrow (its length is all this process needs)
+            tokens = table.column("completion_tokens").cast(pa.int64())
+            chars = pc.divide(pc.utf8_length(table.column("completion")).cast(pa.int64()), 4)
+            self.pref = pc.if_else(pc.is_null(tokens), chars, tokens)
+            self.rows = table.drop_columns(["completion"]).to_pylist()
+        else:
+            self.rows = table.to_pylist()
+            self.pref = pa.array([preference_length(r) for r in self.rows], pa.int64())
         # what `finish` needs of the table: the texts are in `rows` now (a text-free work shard
         # lets the table's text buffers go at once)
-        self.table = table.select(["id", "prompt_id"]) if text_free else table
+        self.table = table.select(["id", "prompt_id"]) if self.text_free else table
         self.futures: list[tuple[list[int], Future]] = []
         self.verdicts: list[Verdict | None] = []
         self.contaminated: list[str | None] = []
 
     def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
+        if self.slim:
+            self._add_reasoning(verifiers)
         self.verdicts = verifiers.verify(self.rows)
         self.contaminated = _decontaminate(verifiers, self.rows, self.cfg.decontaminate, contamination)
+
+    def _add_reasoning(self, verifiers: Verifiers) -> None:
+        """A slim table's `reasoning`, for the rows whose verification may read it: a blank final
+        answer (math falls back to the end of the reasoning) and code rows."""
+        need = [
+            i
+            for i, row in enumerate(self.rows)
+            if not (row.get("content") or "").strip() or verifiers.kind_of(row) == "code"
+        ]
+        for row in self.rows:
+            row["reasoning"] = None
+        if need and BULK_TEXT in pq.ParquetFile(self.path).schema_arrow.names:
+            column = _read_parquet(self.path, [BULK_TEXT]).column(BULK_TEXT)
+            for i in need:
+                self.rows[i]["reasoning"] = column[i].as_py()
 
     def _first_stage(self, i: int) -> tuple[str, str] | None:
         """The reject stage and reason from decontamination and verification, if any."""
@@ -252,9 +318,21 @@ class _FirstPass:
         else:
             wanted = [i for i in range(len(self.rows)) if self._first_stage(i) is None]
         cfg = self.cfg
+        if self.slim:
+            # one task per file, which reads the file's texts once (a file's rows split over tasks
+            # would read them once per task); the workers still run side by side, on file k and
+            # file k+1, since verifying a file takes this process less time than its features.
+            # The first file is split: nothing else is there to run beside it.
+            parts = cfg.workers if every_row else 1
+            size = max(1, -(-len(wanted) // parts))
+            for start in range(0, len(wanted), size):
+                idx = wanted[start : start + size]
+                task = pool.submit(_file_features, self.path, idx, cfg.readability, cfg.dedup)
+                self.futures.append((idx, task))
+            return
         for start in range(0, len(wanted), CHUNK):
             idx = wanted[start : start + CHUNK]
-            slim = [{key: self.rows[i][key] for key in FEATURE_FIELDS} for i in idx]
+            slim = [{key: self.rows[i].get(key) for key in FEATURE_FIELDS} for i in idx]
             self.futures.append((idx, pool.submit(features, slim, cfg.readability, cfg.dedup)))
 
     def finish(self) -> tuple[pa.Table, dict]:
@@ -283,7 +361,7 @@ class _FirstPass:
             "pass_rate": pa.nulls(n, pa.float64()),
             "reject_stage": pa.array(stages, pa.string()),
             "reject_reason": pa.array(reasons, pa.string()),
-            "_pref": pa.array([preference_length(r) for r in self.rows], pa.int64()),
+            "_pref": self.pref,
             "_digest": pa.array(digests, pa.binary()),
             "_sig": _binary_rows(signatures),
         }
@@ -345,6 +423,7 @@ def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
     for k in range(len(files)):
         path = root / _shard_path(work, k)
         t = _read_parquet(path, cols)
+        keys.bounds.append((len(keys.ids), len(keys.ids) + t.num_rows))
         keys.ids += t.column("id").to_pylist()
         keys.prompts += t.column("prompt_id").to_pylist()
         keys.verdicts += t.column("verdict").to_pylist()
@@ -432,84 +511,110 @@ def _messages(table: pa.Table) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, message_list)
 
 
-def _trace_table(out: Path, files: list[Path], work: ShardStore, k: int) -> pa.Table:
-    """Work shard k with its input rows' texts: FILTERED_SCHEMA's trace columns + the keys."""
-    table = _read_parquet(out / "work" / _shard_path(work, k))
+def _trace_table(out: Path, source: Path, work_name: str) -> pa.Table:
+    """A work shard with its input rows' texts: FILTERED_SCHEMA's trace columns + the keys."""
+    table = _read_parquet(out / "work" / work_name)
     if "completion" in table.column_names:  # a work shard of a JSONL input holds the texts itself
         return table
-    source, _ = read_input(files[k])
-    if not source.column("id").equals(table.column("id")):
-        raise UserError(f"{files[k]} changed since its first pass; use a new --output folder")
+    source_table, _ = read_input(source)
+    if not source_table.column("id").equals(table.column("id")):
+        raise UserError(f"{source} changed since its first pass; use a new --output folder")
     columns = {name: table.column(name) for name in table.column_names}
-    columns.update({name: source.column(name) for name in source.column_names})
+    columns.update({name: source_table.column(name) for name in source_table.column_names})
     return pa.table(columns)
 
 
-def _third_pass(out: Path, identity, files, work: ShardStore, plan: Plan, cfg: FilterConfig, log) -> None:
+def _third_pass(out: Path, identity, files, work: ShardStore, plan: Plan, pool, keys: Keys, meanwhile):
+    """Every work shard, in the worker processes: texts read again, `messages` built, `sft/` and
+    `rejects/` shards written (`write_shard`); this process runs `meanwhile()` (after submitting:
+    the pool forks no process while another thread runs), then registers the shards in order.
+    Returns what `meanwhile` returned."""
     n = len(files)
-    # WRITERS stores per folder, as `distill generate`'s data-parallel workers (shard k belongs to
-    # store k % WRITERS; each keeps its own manifest, `merge` unions them), each sealing in its own
-    # thread: Parquet compression releases the GIL, so shards are compressed and fsynced side by
-    # side while this thread reads the next input file. At most WRITERS shards in flight.
-    sfts = [ShardStore(out / "sft", identity, n, worker_index=w, num_workers=WRITERS) for w in range(WRITERS)]
-    rejs = [
-        ShardStore(out / "rejects", identity, n, worker_index=w, num_workers=WRITERS) for w in range(WRITERS)
-    ]
-    for store in (*sfts, *rejs):
+    sft = ShardStore(out / "sft", identity, n)
+    rejects = ShardStore(out / "rejects", identity, n)
+    for store in (sft, rejects):
         store.open()
     pair_ids = {rid for _, a, b in plan.pairs for rid in (a, b)}
     pair_rows: dict[str, dict] = {}
-    threads = [ThreadPoolExecutor(1) for _ in range(2 * WRITERS)]
-    in_flight: list[list[Future]] = []
-    try:
-        for k in range(n):
-            w = k % WRITERS
-            sealed = sfts[w].is_sealed(k) and rejs[w].is_sealed(k)
-            if sealed and not pair_ids:
-                continue
-            table = _trace_table(out, files, work, k)
-            ids = table.column("id").to_pylist()
-            wanted = [i for i, rid in enumerate(ids) if rid in pair_ids]
-            if wanted:
-                for row in table.select(["id", "prompt", "reasoning", "content"]).take(wanted).to_pylist():
-                    pair_rows[row["id"]] = row
-            if sealed:
-                continue
-            kept, dropped, stats = _split(table, ids, plan)
-            del table
-            if len(in_flight) == WRITERS:
-                for fut in in_flight.pop(0):
-                    fut.result()
-            in_flight.append(
-                [
-                    threads[2 * w].submit(sfts[w].seal, k, kept, stats),
-                    threads[2 * w + 1].submit(rejs[w].seal, k, dropped, {}),
-                ]
-            )
-            del kept, dropped
-        for futures in in_flight:
-            for fut in futures:
-                fut.result()
-    finally:
-        for thread in threads:
-            thread.shutdown(wait=True)
-    sfts[0].merge()
-    rejs[0].merge()
+    tasks = []
+    for k, (start, stop) in enumerate(keys.bounds):
+        sealed = sft.is_sealed(k) and rejects.is_sealed(k)
+        ids = keys.ids[start:stop]
+        wanted = [rid for rid in ids if rid in pair_ids]
+        if sealed and not wanted:
+            continue
+        decisions = {rid: plan.decisions[rid] for rid in ids if rid in plan.decisions}
+        rates = {p: plan.pass_rates.get(p) for p in set(keys.prompts[start:stop])}
+        job = _OutputShard(out, files[k], k, n, _shard_path(work, k), decisions, rates, wanted, not sealed)
+        tasks.append(pool.submit(job.run))
+    result_of_meanwhile = meanwhile()
+    for task in tasks:
+        result = task.result()
+        if result.sft is not None:
+            sft.register(result.sft)
+            rejects.register(result.rejects)
+        pair_rows.update(result.pair_rows)
+    sft.merge()
+    rejects.merge()
     if plan.pairs:
         _write_pairs(out, identity, plan, pair_rows)
+    return result_of_meanwhile
 
 
-def _split(table: pa.Table, ids: list[str], plan: Plan) -> tuple[pa.Table, pa.Table, dict]:
+@dataclass
+class _OutputResult:
+    sft: dict | None  # the shard records, None when not written (already sealed)
+    rejects: dict | None
+    pair_rows: dict[str, dict]
+
+
+@dataclass
+class _OutputShard:
+    """Pass 3 of one work shard, picklable: runs in a worker process."""
+
+    out: Path
+    source: Path
+    k: int
+    n: int
+    work_name: str
+    decisions: dict[str, tuple[str, str]]
+    pass_rates: dict[str, float | None]
+    pair_ids: list[str]
+    write: bool
+
+    def run(self) -> _OutputResult:
+        table = _trace_table(self.out, self.source, self.work_name)
+        pair_rows = {}
+        if self.pair_ids:
+            ids = table.column("id").to_pylist()
+            wanted = set(self.pair_ids)
+            take = [i for i, rid in enumerate(ids) if rid in wanted]
+            for row in table.select(["id", "prompt", "reasoning", "content"]).take(take).to_pylist():
+                pair_rows[row["id"]] = row
+        if not self.write:
+            return _OutputResult(None, None, pair_rows)
+        kept, dropped, stats = _split(table, self.decisions, self.pass_rates)
+        del table
+        return _OutputResult(
+            write_shard(self.out / "sft", self.k, self.n, kept, stats),
+            write_shard(self.out / "rejects", self.k, self.n, dropped, {}),
+            pair_rows,
+        )
+
+
+def _split(
+    table: pa.Table, decisions: dict[str, tuple[str, str]], pass_rates: dict[str, float | None]
+) -> tuple[pa.Table, pa.Table, dict]:
     """A work shard with its texts -> (its SFT rows with messages, its rejects, the SFT stats)."""
+    ids = table.column("id").to_pylist()
     stages = table.column("reject_stage").to_pylist()
     reasons = table.column("reject_reason").to_pylist()
-    decisions = plan.decisions
     for i, rid in enumerate(ids):
         if stages[i] is None and rid in decisions:
             stages[i], reasons[i] = decisions[rid]
     prompts = table.column("prompt_id").to_pylist()
     updated = {
-        "pass_rate": pa.array([plan.pass_rates.get(p) for p in prompts], pa.float64()),
+        "pass_rate": pa.array([pass_rates.get(p) for p in prompts], pa.float64()),
         "reject_stage": pa.array(stages, pa.string()),
         "reject_reason": pa.array(reasons, pa.string()),
     }

@@ -80,12 +80,16 @@ class Verifiers:
             return self.code().verify_many([(r["content"], r["reasoning"], r["tests"]) for r in rows])
         return self.judge().judge_many(rows)
 
+    def kind_of(self, row: dict[str, Any]) -> str:
+        """The verifier of a row's domain: math, code, judge or none."""
+        return self.cfg.domains.get(row.get("domain") or "math", "none")
+
     def verify(self, rows: list[dict[str, Any]]) -> list[Verdict | None]:
         """A verdict per row, or None where the row's domain maps to no verifier."""
         out: list[Verdict | None] = [None] * len(rows)
         groups: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
-            kind = self.cfg.domains.get(row.get("domain") or "math", "none")
+            kind = self.kind_of(row)
             if kind == "none":
                 continue
             if kind in ("math", "judge") and not (row.get("answer") or "").strip():
