@@ -1,7 +1,10 @@
 """Sandboxed test executions per second of `distill filter`'s code verifier.
 
-    .venv/bin/python benchmarks/code_verify_throughput.py --workers 2 --n 300
-    .venv/bin/python benchmarks/code_verify_throughput.py --workers 2 4 8   # scaling
+    .venv/bin/python benchmarks/code_verify_throughput.py --workers 2 --n 1000   # the default
+    .venv/bin/python benchmarks/code_verify_throughput.py --workers 2 4 8        # scaling
+
+Each worker count is run --repeat times (interleaved) and the median, min and max reported: on
+a shared 2-core machine single runs of a few seconds vary by +-15%.
 
 Each execution is one trivial program (`print(int(input()) + 1)`) against one stdin case, in its
 own fresh bubblewrap sandbox (nothing reused between executions). Also times, serially, what one
@@ -89,13 +92,25 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2], help="one run per worker count")
     parser.add_argument("--n", type=int, default=300, help="executions to time per run")
     parser.add_argument("--profile-n", type=int, default=30, help="serial runs per profile step")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per worker count (median reported)")
     args = parser.parse_args()
 
-    runs = [throughput(workers, args.n) for workers in args.workers]
+    runs = [throughput(workers, args.n) for _ in range(args.repeat) for workers in args.workers]
+    summary = {
+        workers: {
+            "median_executions_per_s": statistics.median(
+                r["executions_per_s"] for r in runs if r["workers"] == workers
+            ),
+            "min_executions_per_s": min(r["executions_per_s"] for r in runs if r["workers"] == workers),
+            "max_executions_per_s": max(r["executions_per_s"] for r in runs if r["workers"] == workers),
+        }
+        for workers in args.workers
+    }
     bwrap = subprocess.run([find_bwrap(), "--version"], capture_output=True, text=True).stdout.strip()
     results = {
         "benchmark": "code_verify_throughput",
         "target_executions_per_s": 80,
+        "by_workers": summary,
         "runs": runs,
         "serial_profile": profile(args.profile_n),
         "cpus": os.cpu_count(),

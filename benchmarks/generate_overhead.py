@@ -65,8 +65,10 @@ def main() -> None:
 
     problems = read_prompts(cfg.input).table.to_pylist()
     conversations = [
-        [*chat_messages(user_prompt(p["problem"], p["domain"], cfg.prompts), cfg.prompts),
-         {"role": "assistant", "content": THINK_OPEN + "\n"}]
+        [
+            *chat_messages(user_prompt(p["problem"], p["domain"], cfg.prompts), cfg.prompts),
+            {"role": "assistant", "content": THINK_OPEN + "\n"},
+        ]
         for p in problems
     ]
     params = VSP(n=args.samples, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens, ignore_eos=True)
@@ -97,7 +99,9 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, fn in (("bare_llm_chat", bare), ("distill_generate", distill)):
             tokens, secs = fn()
-            runs.append({"side": name, "tokens": tokens, "seconds": round(secs, 2), "tok_s": round(tokens / secs, 1)})
+            runs.append(
+                {"side": name, "tokens": tokens, "seconds": round(secs, 2), "tok_s": round(tokens / secs, 1)}
+            )
             print(runs[-1], flush=True)
     totals = {}
     for side in ("bare_llm_chat", "distill_generate"):

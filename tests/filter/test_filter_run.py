@@ -10,6 +10,7 @@ import pytest
 from distill.config import ConfigError, load_stage_config
 from distill.errors import UserError
 from distill.filter.run import run_filter
+from distill.schema import TRACE_SCHEMA, to_table
 from tests.conftest import DATA
 
 GOLD = {"p1": "18", "p2": "3", "p3": "70000", "p4": "540"}
@@ -229,3 +230,35 @@ def test_input_rejects_survive_a_resumed_run(traces, tmp_path):
     assert any("resuming: 1 of 1 input files" in m for m in logs)
     bad = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
     assert len(bad) == 1 and bad[0]["line"] == 11
+
+
+def test_parquet_input_gives_the_same_output_as_jsonl(traces, tmp_path):
+    """Parquet inputs take another road (this process never reads their reasoning; the workers
+    read the texts from the file): same verdicts, rejects, SFT rows and pairs as the same rows in
+    JSONL. g0's answer is only in its reasoning (blank content): math verification must read it."""
+    _, bench, rows = traces
+    r = real_reasoning()
+    extra = trace("g0", "p2", 2, r[9] + "\n\nSo the total is \\boxed{3}.", "", tokens=300)
+    rows = [*rows, extra]
+    jsonl = tmp_path / "all.jsonl"
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    folder = tmp_path / "parquet"
+    (folder / "data").mkdir(parents=True)
+    for k, part in enumerate((rows[:6], rows[6:])):  # two files: the pipelined road
+        pq.write_table(to_table(part, TRACE_SCHEMA), folder / "data" / f"train-{k:05d}-of-00002.parquet")
+    outputs = {}
+    for name, source in (("jsonl", jsonl), ("parquet", folder)):
+        cfg = config(source, tmp_path / name, bench, max_per_prompt="all", preference_pairs=True)
+        cfg.workers = 2
+        run_filter(cfg, log=lambda m: None)
+        out = tmp_path / name
+        outputs[name] = (
+            sorted((x["id"], x["verdict"], x["messages"][1]["content"]) for x in read(out / "sft")),
+            sorted((x["id"], x["verdict"], x["reject_stage"], x["reject_reason"]) for x in read(out / "rejects")),
+            sorted((x["chosen_id"], x["rejected_id"]) for x in read(out / "pairs")),
+        )
+    assert outputs["parquet"] == outputs["jsonl"]
+    kept, rejected, pairs = outputs["parquet"]
+    assert len(kept) + len(rejected) == len(rows) and pairs
+    g0 = next(x for x in rejected if x[0] == "g0")
+    assert g0[1] == "pass" and g0[2] == "readability"  # verified from its reasoning, then no final answer
