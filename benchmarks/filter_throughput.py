@@ -526,6 +526,10 @@ def main() -> None:
                 "cpu_s": [small["cpu_s"], ref["cpu_s"]],
                 "cpu_s_per_1k_traces": round(1000 * per_row, 3),
                 "startup_cpu_s": round(ref["cpu_s"] - per_row * ref["rows"], 2),
+                "wall_s": [small["wall_s"], ref["wall_s"]],
+                "wall_s_per_1k_traces": round(
+                    1000 * (ref["wall_s"] - small["wall_s"]) / (ref["rows"] - small["rows"]), 3
+                ),
             }
         if not args.keep_outputs:
             shutil.rmtree(args.workdir / "out-reference", ignore_errors=True)
@@ -544,6 +548,15 @@ def main() -> None:
                 "per_cpu_s": round(r["traces_per_cpu_s"] / ref["traces_per_cpu_s"], 1),
                 "per_cpu_s_vs_reference_marginal": round(
                     ref["marginal"]["cpu_s_per_1k_traces"] / r["cpu_s_per_1k_traces"], 1
+                )
+                if "marginal" in ref
+                else None,
+                # the reference run on r's rows, extrapolated: its start-up + r's rows at its
+                # per-row wall time (a single process: time is linear in rows)
+                "wall_vs_reference_at_same_rows": round(
+                    (ref["wall_s"] + (r["rows"] - ref["rows"]) * ref["marginal"]["wall_s_per_1k_traces"] / 1000)
+                    / r["wall_s"],
+                    1,
                 )
                 if "marginal" in ref
                 else None,
@@ -590,7 +603,9 @@ def main() -> None:
               f"{ref['cpu_s_per_1k_traces']:>6} CPU-s/1k, peak RSS {ref['peak_rss_tree_mib']} MiB")  # fmt: skip
         for rows, x in result["speedup"].items():
             print(f"  speedup at {rows} rows: {x['wall']}x wall, {x['per_cpu_s']}x per CPU-s "
-                  f"({x['per_cpu_s_vs_reference_marginal']}x against the reference's per-row CPU)")  # fmt: skip
+                  f"({x['per_cpu_s_vs_reference_marginal']}x against the reference's per-row CPU; "
+                  f"{x['wall_vs_reference_at_same_rows']}x wall against the reference extrapolated "
+                  f"to {rows} rows)")  # fmt: skip
 
 
 def _corpus_info(root: Path, truth: dict) -> dict:

@@ -89,6 +89,6 @@ class FilterConfig(StrictModel):
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
-        description="Processes for features (readability, MinHash).",
+        description="Processes for readability, MinHash and writing sft/ and rejects/.",
     )
     keep_work: bool = Field(False, description="Keep the intermediate work/ folder after a complete run.")

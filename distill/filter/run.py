@@ -5,11 +5,14 @@ Three passes, each resumable:
    readability, and the per-row dedup features (only for rows still standing after
    verification); sealed as a work shard. Pipelined: while the feature workers compute file k's
    features, this process verifies file k+1 (in the verifiers' own workers) and seals file k-1.
+   A Parquet input is read here without its reasoning (verification reads it only for the rows
+   that need it); the feature workers read the texts from the file themselves, so no text goes
+   through a pipe.
 2. in memory, from small columns only: pass rates, difficulty band, dedup, selection, pairs, and
-   the report's counts (the report is drawn in a thread while pass 3 runs).
-3. per work shard: every row goes to `sft/` (kept, with `messages`) or `rejects/` (with its
-   stage and reason), with Arrow compute (no Python rows), sealed by writer threads. Then the
-   report and the manifest.
+   the report's counts.
+3. per work shard, in the worker processes: every row goes to `sft/` (kept, with `messages`) or
+   `rejects/` (with its stage and reason), with Arrow compute (no Python rows); the workers write
+   the shards, this process records them in the manifests and meanwhile draws the report.
 Work shards of Parquet inputs hold only the small columns (ids, verdicts, features): pass 3 reads
 the texts again from the input file, which costs less than compressing and reading them back.
 Same input + same config = same output.
