@@ -98,8 +98,10 @@ def prepare_builtin(gguf: Path | None = None, force: bool = False, log=print) ->
     tokenizer.save_pretrained(tmp)
     if model.generation_config is not None:
         model.generation_config.save_pretrained(tmp)
+    from distill.shards import sha256_file  # pyarrow: imported only when a model is prepared
+
     (tmp / "DISTILL_SOURCE.json").write_text(
-        json.dumps({"source": BUILTIN_SOURCE, "gguf": gguf.name, "gguf_sha256": _sha256(gguf)}, indent=2)
+        json.dumps({"source": BUILTIN_SOURCE, "gguf": gguf.name, "gguf_sha256": sha256_file(gguf)}, indent=2)
     )
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -142,11 +144,3 @@ def model_revision(resolved: str) -> str:
             if f.name == "config.json":
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

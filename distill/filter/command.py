@@ -33,7 +33,8 @@ def filter_command(
         typer.Option(help="Benchmark file (JSONL/Parquet with a question column); repeatable."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Processes for readability, MinHash and writing the outputs [default: CPUs].")
+        int | None,
+        typer.Option(help="Processes for readability, MinHash and writing the outputs [default: CPUs]."),
     ] = None,
 ) -> None:
     """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,

@@ -242,11 +242,17 @@ def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pq.ParquetFile(path).read(columns=columns, use_threads=False)
 
 
+def _read_present(path: Path, columns: list[str] | tuple[str, ...]) -> pa.Table:
+    """Those of `columns` that the Parquet file has (one open, in this thread)."""
+    file = pq.ParquetFile(path)
+    names = file.schema_arrow.names
+    return file.read(columns=[c for c in columns if c in names], use_threads=False)
+
+
 def _file_features(path: Path, idx: list[int], readability, dedup) -> dict[str, Any]:
     """`features` of rows `idx` of a valid Parquet trace file, read here (in a worker process):
     the texts never travel through a pipe."""
-    names = pq.ParquetFile(path).schema_arrow.names
-    table = _read_parquet(path, [c for c in FEATURE_FIELDS if c in names])
+    table = _read_present(path, FEATURE_FIELDS)
     return features(table.take(pa.array(idx, pa.int64())).to_pylist(), readability, dedup)
 
 
@@ -299,8 +305,9 @@ class _FirstPass:
         ]
         for row in self.rows:
             row["reasoning"] = None
-        if need and BULK_TEXT in pq.ParquetFile(self.path).schema_arrow.names:
-            column = _read_parquet(self.path, [BULK_TEXT]).column(BULK_TEXT)
+        table = _read_present(self.path, [BULK_TEXT]) if need else None
+        if table is not None and table.num_columns:
+            column = table.column(BULK_TEXT)
             for i in need:
                 self.rows[i]["reasoning"] = column[i].as_py()
 
@@ -424,7 +431,7 @@ def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
     cols = ["id", "prompt_id", "verdict", "reject_stage", "reject_reason", "_pref", "_digest", "_sig"]
     sigs = []
     for k in range(len(files)):
-        path = root / _shard_path(work, k)
+        path = root / shard_name(k, work.num_shards)
         t = _read_parquet(path, cols)
         keys.bounds.append((len(keys.ids), len(keys.ids) + t.num_rows))
         keys.ids += t.column("id").to_pylist()
@@ -437,12 +444,6 @@ def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
         sigs.append(b"".join(t.column("_sig").to_pylist()))
     keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), -1)
     return keys
-
-
-def _shard_path(store: ShardStore, k: int) -> str:
-    from distill.shards import shard_name
-
-    return shard_name(k, store.num_shards)
 
 
 def final_rejects(keys: Keys, plan: Plan) -> tuple[list[str | None], list[str | None]]:
@@ -548,7 +549,9 @@ def _third_pass(out: Path, identity, files, work: ShardStore, plan: Plan, pool, 
             continue
         decisions = {rid: plan.decisions[rid] for rid in ids if rid in plan.decisions}
         rates = {p: plan.pass_rates.get(p) for p in set(keys.prompts[start:stop])}
-        job = _OutputShard(out, files[k], k, n, _shard_path(work, k), decisions, rates, wanted, not sealed)
+        job = _OutputShard(
+            out, files[k], k, n, shard_name(k, work.num_shards), decisions, rates, wanted, not sealed
+        )
         tasks.append(pool.submit(job.run))
     result_of_meanwhile = meanwhile()
     for task in tasks:
