@@ -41,6 +41,7 @@ def filter_command(
     MinHash dedup and decontamination -> sft/, rejects/, report."""
     from distill.config import load_stage_config
     from distill.filter.run import run_filter
+    from distill.memory import tune_for_streaming
     from distill.progress import stage_progress
 
     cfg = load_stage_config(
@@ -54,6 +55,7 @@ def filter_command(
             "workers": workers,
         },
     )
+    tune_for_streaming()  # this process and its workers: see distill/memory.py
     with stage_progress() as (progress, log):
         summary = run_filter(cfg, progress=progress, log=log)
     width = max(len(f["stage"]) for f in summary.funnel)

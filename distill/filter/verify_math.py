@@ -1,7 +1,7 @@
 """Math verification for `distill filter`: the trace's final answer against the gold, with math-verify.
 
-The parent extracts final answers (`answers.py`), answers cheap cases itself (cache, numeric string
-equality: PASS only) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
+The parent extracts final answers (`answers.py`), answers cheap cases itself (cache; the same plain number:
+PASS; two different plain integers: FAIL) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
 processes that run math-verify in their main thread. math-verify's own `signal.alarm` timeouts are off;
 instead each worker arms a soft alarm per item and the parent enforces a hard per-item deadline:
 a worker that overruns is SIGKILLed and replaced, its item gets `error: timeout`, and the rest of its
@@ -16,6 +16,7 @@ import contextlib
 import logging
 import multiprocessing as mp
 import os
+import re
 import signal
 import time
 from collections import deque
@@ -58,7 +59,9 @@ class MathVerifyConfig(StrictModel):
         500_000, ge=0, description="Verdicts kept per (gold, answer) pair for the verifier's lifetime."
     )
     fast_path: bool = Field(
-        True, description="PASS at once when gold and answer are the same plain number (1,000 == 1000.0)."
+        True,
+        description="Answer without math-verify where its verdict is certain: PASS for the same plain number "
+        "(1,000 == 1000.0), FAIL for two different plain integers (17 != 18).",
     )
     start_method: Literal["forkserver", "spawn"] = Field(
         "forkserver", description="How worker processes start (forkserver preloads math-verify once)."
@@ -72,6 +75,9 @@ class MathVerifyConfig(StrictModel):
 
     def soft_timeout(self) -> float:
         return 0.8 * self.timeout_s if self.soft_timeout_s is None else self.soft_timeout_s
+
+
+_PLAIN_INT = re.compile(r"-?\d{1,15}")  # no sign of +, separators, $ or decimals: an Integer to math-verify
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -276,10 +282,17 @@ class MathVerifier:
         return verdicts  # type: ignore[return-value]
 
     def _shortcut(self, pair: Pair) -> Verdict | None:
-        if self.config.fast_path:
-            key = number_key(pair[0])
-            if key is not None and key == number_key(pair[1]):
-                return Verdict.passed("equal")
+        """math-verify's verdict where it cannot be anything else: PASS for the same plain number,
+        FAIL for two different plain integers (math-verify compares two Integers exactly; its
+        float rounding applies only when one side is a float, so decimals are left to it)."""
+        if not self.config.fast_path:
+            return None
+        key = number_key(pair[0])
+        if key is not None and key == number_key(pair[1]):
+            return Verdict.passed("equal")
+        gold, answer = pair[0].strip(), pair[1].strip()
+        if _PLAIN_INT.fullmatch(gold) and _PLAIN_INT.fullmatch(answer) and int(gold) != int(answer):
+            return Verdict.failed("wrong answer")
         return None
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:

@@ -150,17 +150,39 @@ def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
 
 
 def test_fast_path_never_changes_a_math_verify_verdict() -> None:
-    golds = ["18", "1,000", "1000", "$1,000$", "0.5", "3.50", "-0", "007", "1,2", "$18$", "18.0"]
+    golds = [
+        "18",
+        "1,000",
+        "1000",
+        "$1,000$",
+        "0.5",
+        "3.50",
+        "-0",
+        "007",
+        "1,2",
+        "$18$",
+        "18.0",
+        "-7",
+        "123456789012345",
+        "1234567890123456",
+    ]
     answers = ["18", " 18 ", "18.0", "\\$18", "\\$ 18", "$18$", "-18", "\\text{18}", "\\text{ 18 }", "18.",
                "{18}", "1000", "1,000", "1{,}000", "1 000", "1\\,000", "1\\ 000", "\\text{1,000}", "1000.00",
-               "0.50", "3.5", "0", "-0.0", "7", "007", "1,2", "1.2"]  # fmt: skip
+               "0.50", "3.5", "0", "-0.0", "7", "-7", "007", "1,2", "1.2", "17", "19", "+18", "123456789012344",
+               "1234567890123457", "18.000001"]  # fmt: skip
     rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
     with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
         reference = slow.verify_many(rows)
     with MathVerifier(MathVerifyConfig(workers=2, fast_path=True)) as fast:
         got = fast.verify_many(rows)
     assert statuses(got) == statuses(reference)
+    fails = [(v.reason, r.reason) for v, r in zip(got, reference, strict=True) if r.status == "fail"]
+    assert all(mine == theirs for mine, theirs in fails)  # the same reason too
     assert sum(v.reason == "equal" for v in got) >= 20  # the short-cut did answer a good share
+    # ... and it answers FAIL for different plain integers without math-verify, with its reason
+    assert fast._shortcut(("18", "17")) == fast._shortcut(("-7", "7")) == Verdict.failed("wrong answer")
+    assert fast._shortcut(("18", "18.000001")) is None  # a float: math-verify rounds to 6 decimals
+    assert fast._shortcut(("1234567890123456", "1234567890123457")) is None  # past 15 digits
 
 
 def test_repeated_pairs_are_verified_once(verifier: MathVerifier) -> None:
@@ -180,7 +202,7 @@ def test_power_tower_times_out_and_the_next_rows_still_verify(soft_timeout_s: fl
     rows = [
         row("5", TOWER),
         row("5", "\\boxed{5}"),
-        row("5", "\\boxed{6}"),
+        row("5", "\\boxed{6.5}"),
         row("$\\frac{1}{2}$", "\\boxed{0.5}"),
     ]
     with MathVerifier(MathVerifyConfig(workers=1, timeout_s=1.0, soft_timeout_s=soft_timeout_s)) as v:
@@ -229,7 +251,7 @@ def test_a_worker_killed_from_outside_is_replaced() -> None:
         old = v.worker_pids()
         for pid in old:  # killed while idle: the next call gets fresh workers
             os.kill(pid, signal.SIGKILL)
-        assert statuses(v.verify_many([row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4}")])) == [
+        assert statuses(v.verify_many([row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4.5}")])) == [
             "pass", "fail"
         ]  # fmt: skip
         assert not set(v.worker_pids()) & set(old)
@@ -265,5 +287,7 @@ def test_config_is_strict() -> None:
 
 def test_spawn_start_method_works_too() -> None:
     with MathVerifier(MathVerifyConfig(workers=1, start_method="spawn", timeout_s=1.0)) as v:
-        got = v.verify_many([row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4}")])
+        got = v.verify_many(
+            [row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4.5}")]
+        )
     assert got == [Verdict.errored("timeout"), Verdict.passed("verified"), Verdict.failed("wrong answer")]

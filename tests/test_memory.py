@@ -1,0 +1,32 @@
+"""`distill.memory.tune_for_streaming`: process-wide, so checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+PROBE = """
+import gc, json
+import pyarrow as pa
+before = {"pool": pa.default_memory_pool().backend_name, "gc": gc.get_threshold()[0]}
+from distill.memory import tune_for_streaming
+tune_for_streaming()
+tune_for_streaming()  # idempotent
+table = pa.table({"text": ["x" * 50_000] * 100})  # allocations still work
+print(json.dumps({"before": before, "pool": pa.default_memory_pool().backend_name,
+                  "gc": gc.get_threshold()[0], "frozen": gc.get_freeze_count(),
+                  "bytes": pa.default_memory_pool().bytes_allocated(), "rows": table.num_rows}))
+"""
+
+
+def test_tune_for_streaming_switches_the_arrow_pool_and_the_collector() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, env=env)
+    got = json.loads(out.stdout)
+    assert got["before"]["pool"] != "system" and got["before"]["gc"] == 700  # the defaults it changes
+    assert got["pool"] == "system"
+    assert got["gc"] == 70_000
+    assert got["frozen"] > 0  # objects alive at the call are out of the collector's way
+    assert got["rows"] == 100 and got["bytes"] >= 5_000_000  # the table lives in the system pool
