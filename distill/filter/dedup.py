@@ -148,16 +148,40 @@ def word_hashes(text: str) -> np.ndarray:
     return out
 
 
+_last_grams: tuple[np.ndarray | None, int, np.ndarray] = (None, 0, np.empty(0, _U64))
+
+
 def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of every run of `n` consecutive word hashes (one over all words if fewer)."""
+    """64-bit hashes of every run of `n` consecutive word hashes (one over all words if fewer).
+
+    The last result is remembered (by the words array's identity and n): the repetition filter
+    builds its 10-grams from the 5-grams that MinHash shingles the same reasoning with. Callers
+    must not modify the array."""
+    global _last_grams
+    last = _last_grams
+    if last[0] is words and last[1] == n:
+        return last[2]
     if words.size == 0:
         return np.empty(0, _U64)
-    n = min(n, words.size)
-    count = words.size - n + 1
+    m = min(n, words.size)
+    count = words.size - m + 1
     acc = words[:count] * _NGRAM_MULT[0]
-    for k in range(1, n):
+    for k in range(1, m):
         acc = acc + words[k : k + count] * (_NGRAM_MULT[k % 5] + _U64(2 * (k // 5)))
-    return _fmix64(acc + _U64(n))
+    out = _fmix64(acc + _U64(m))
+    _last_grams = (words, n, out)
+    return out
+
+
+def paired_ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
+    """Hashes of every run of `n` consecutive words for an even n < len(words), each made from
+    the two (n/2)-gram hashes it consists of: equal n-grams get equal hashes, distinct ones
+    differ but for 64-bit collisions (so counts of distinct n-grams are those of `ngram_hashes`),
+    at two vector operations instead of n when the (n/2)-grams are already known."""
+    half = n // 2
+    grams = ngram_hashes(words, half)
+    count = words.size - n + 1
+    return _fmix64(grams[:count] * _NGRAM_MULT[1] + grams[half : half + count] + _U64(n))
 
 
 def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:

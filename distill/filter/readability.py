@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from distill.config import StrictModel
-from distill.filter.dedup import ngram_hashes, word_hashes
+from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, word_hashes
 
 Row = Mapping[str, Any]
 
@@ -219,9 +219,11 @@ def long_paragraph(row: Row, cfg: ReadabilityConfig) -> str | None:
 
 def repeated_ngram_share(text: str, n: int = 10) -> float:
     """Share of word n-gram occurrences that repeat an earlier occurrence (0 = no repeats)."""
-    grams = ngram_hashes(word_hashes(text), n)
-    if grams.size < 2:
+    words = word_hashes(text)
+    if words.size <= n:  # at most one n-gram
         return 0.0
+    # even n: from the (n/2)-grams, which MinHash reuses when they are its shingles
+    grams = paired_ngram_hashes(words, n) if n % 2 == 0 else ngram_hashes(words, n).copy()
     grams.sort()  # a fresh array; distinct values counted on the sorted copy (np.unique is 10x slower)
     distinct = 1 + np.count_nonzero(grams[1:] != grams[:-1])
     return 1.0 - distinct / grams.size

@@ -111,6 +111,8 @@ def _first_pass(
             progress.update(task, advance=1)
 
     with Verifiers(cfg.verify) as verifiers:
+        if any(cfg.verify.domains.get(d, "none") == "math" for d in _peek_domains(files[todo[0]])):
+            verifiers.math().warm_up()  # its workers' imports run beside this process's first read
         pending: _FirstPass | None = None
         contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
         for k in todo:
@@ -180,6 +182,20 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
 
 
 # --- reading inputs ------------------------------------------------------------------------------
+
+
+def _peek_domains(path: Path) -> set[str]:
+    """The domains in a Parquet input's `domain` column (a row without one is math); empty when
+    they cannot be read cheaply (JSONL, no such column, an unreadable file)."""
+    if path.suffix != ".parquet":
+        return set()
+    try:
+        table = _read_present(path, ["domain"])
+    except (pa.ArrowException, OSError):
+        return set()
+    if not table.num_columns:
+        return set()
+    return {d or "math" for d in pc.unique(table.column("domain")).to_pylist()}
 
 
 def _text_free(path: Path) -> bool:

@@ -1,7 +1,7 @@
 """Math verification for `distill filter`: the trace's final answer against the gold, with math-verify.
 
-The parent extracts final answers (`answers.py`), answers cheap cases itself (cache; the same plain number:
-PASS; two different plain integers: FAIL) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
+The parent extracts final answers (`answers.py`), answers cheap cases itself (cache; the same plain number;
+an integer gold against a plain integer, fraction or decimal) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
 processes that run math-verify in their main thread. math-verify's own `signal.alarm` timeouts are off;
 instead each worker arms a soft alarm per item and the parent enforces a hard per-item deadline:
 a worker that overruns is SIGKILLed and replaced, its item gets `error: timeout`, and the rest of its
@@ -21,6 +21,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Iterable
+from fractions import Fraction
 from itertools import product
 from multiprocessing.connection import wait
 from threading import Lock
@@ -60,8 +61,9 @@ class MathVerifyConfig(StrictModel):
     )
     fast_path: bool = Field(
         True,
-        description="Answer without math-verify where its verdict is certain: PASS for the same plain number "
-        "(1,000 == 1000.0), FAIL for two different plain integers (17 != 18).",
+        description="Answer without math-verify where its verdict is certain: the same plain number "
+        "(1,000 == 1000.0), or an integer gold against a plain integer, fraction or decimal "
+        "(18 == \\frac{36}{2} != 18.5).",
     )
     start_method: Literal["forkserver", "spawn"] = Field(
         "forkserver", description="How worker processes start (forkserver preloads math-verify once)."
@@ -77,7 +79,24 @@ class MathVerifyConfig(StrictModel):
         return 0.8 * self.timeout_s if self.soft_timeout_s is None else self.soft_timeout_s
 
 
-_PLAIN_INT = re.compile(r"-?\d{1,15}")  # no sign of +, separators, $ or decimals: an Integer to math-verify
+_PLAIN_INT = re.compile(r"-?\d{1,15}")  # no +, separators, $ or decimals: an Integer to math-verify
+_PLAIN_DECIMAL = re.compile(r"-?\d{1,9}\.\d{1,6}")  # a Float; at most 6 decimals: its rounding is exact
+_PLAIN_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a Rational
+
+
+def _plain_rational(answer: str) -> Fraction | None:
+    """The exact value of an answer that math-verify reads as a plain number whose comparison with an
+    Integer gold is exact: an integer (Integer == Integer), a fraction of integers (a Rational: its
+    difference from the gold simplifies to 0 or not) or a decimal of at most 6 places (a Float; both
+    sides are rounded to 6 places first, which changes neither). None for anything else."""
+    if _PLAIN_INT.fullmatch(answer) or _PLAIN_DECIMAL.fullmatch(answer):
+        return Fraction(answer)
+    if m := _PLAIN_FRACTION.fullmatch(answer):
+        sign, numerator, denominator = m.groups()
+        if int(denominator) == 0:
+            return None
+        return Fraction(int(numerator), int(denominator)) * (-1 if sign else 1)
+    return None
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -227,6 +246,14 @@ class MathVerifier:
     def __enter__(self) -> MathVerifier:
         return self
 
+    def warm_up(self) -> None:
+        """Start the forkserver now, without waiting: it imports math-verify in the background
+        (~0.5 s of CPU) while the caller reads its input, and the first `verify_many` finds it ready."""
+        if self.config.start_method == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -282,18 +309,22 @@ class MathVerifier:
         return verdicts  # type: ignore[return-value]
 
     def _shortcut(self, pair: Pair) -> Verdict | None:
-        """math-verify's verdict where it cannot be anything else: PASS for the same plain number,
-        FAIL for two different plain integers (math-verify compares two Integers exactly; its
-        float rounding applies only when one side is a float, so decimals are left to it)."""
+        """math-verify's verdict where it cannot be anything else: PASS for the same plain number;
+        against a plain integer gold, the verdict of an exact comparison with a plain integer,
+        fraction or short decimal answer (`_plain_rational`). Golds in any other form are left to
+        math-verify (its gold parsing has quirks: `1,2` is 1.2, a bare `\\frac13` does not parse)."""
         if not self.config.fast_path:
             return None
         key = number_key(pair[0])
         if key is not None and key == number_key(pair[1]):
             return Verdict.passed("equal")
-        gold, answer = pair[0].strip(), pair[1].strip()
-        if _PLAIN_INT.fullmatch(gold) and _PLAIN_INT.fullmatch(answer) and int(gold) != int(answer):
-            return Verdict.failed("wrong answer")
-        return None
+        gold = pair[0].strip()
+        if not _PLAIN_INT.fullmatch(gold):
+            return None
+        value = _plain_rational(pair[1].strip())
+        if value is None:
+            return None
+        return Verdict.passed("equal") if value == int(gold) else Verdict.failed("wrong answer")
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:
         """Verify `pairs` on the pool; every overrun/crash costs only its own item."""

@@ -254,7 +254,9 @@ def test_parquet_input_gives_the_same_output_as_jsonl(traces, tmp_path):
         out = tmp_path / name
         outputs[name] = (
             sorted((x["id"], x["verdict"], x["messages"][1]["content"]) for x in read(out / "sft")),
-            sorted((x["id"], x["verdict"], x["reject_stage"], x["reject_reason"]) for x in read(out / "rejects")),
+            sorted(
+                (x["id"], x["verdict"], x["reject_stage"], x["reject_reason"]) for x in read(out / "rejects")
+            ),
             sorted((x["chosen_id"], x["rejected_id"]) for x in read(out / "pairs")),
         )
     assert outputs["parquet"] == outputs["jsonl"]

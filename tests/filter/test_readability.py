@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from distill.filter.dedup import ngram_hashes, word_hashes
 from distill.filter.readability import (
     FILTER_NAMES,
     FILTERS,
@@ -207,6 +208,27 @@ def test_repetition_share(rows):
     assert all(repeated_ngram_share(r["reasoning"]) < 0.1 for r in rows)
     assert repeated_ngram_share("one two three four five six seven eight nine ten " * 50) > 0.95
     assert repeated_ngram_share("") == 0.0
+
+
+def _share_by_direct_hashing(text: str, n: int) -> float:
+    import numpy as np
+
+    grams = ngram_hashes(word_hashes(text), n).copy()
+    if grams.size < 2:
+        return 0.0
+    grams.sort()
+    return 1.0 - (1 + np.count_nonzero(grams[1:] != grams[:-1])) / grams.size
+
+
+@pytest.mark.parametrize("n", [2, 4, 7, 10, 12])
+def test_repetition_share_from_half_grams_equals_direct_hashing(rows, n):
+    """Even n: the n-grams are hashed from their two halves (the 5-grams MinHash reuses)."""
+    loop = "\n\n".join(rows[1]["reasoning"].split("\n\n")[-12:])
+    texts = [r["reasoning"] for r in rows] + [rows[1]["reasoning"] + "\n\n" + loop * 3]
+    texts += ["a b c d e f g h i j", "a b c d e f g h i j k", "x " * 40, "one two three " * 50, "", "x"]
+    got = [repeated_ngram_share(t, n) for t in texts]
+    assert got == [_share_by_direct_hashing(t, n) for t in texts]
+    assert max(got) > 0.3  # the looped trace
 
 
 def test_boxed_answers_are_normalised(rows):

@@ -150,26 +150,15 @@ def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
 
 
 def test_fast_path_never_changes_a_math_verify_verdict() -> None:
-    golds = [
-        "18",
-        "1,000",
-        "1000",
-        "$1,000$",
-        "0.5",
-        "3.50",
-        "-0",
-        "007",
-        "1,2",
-        "$18$",
-        "18.0",
-        "-7",
-        "123456789012345",
-        "1234567890123456",
-    ]
+    golds = ["18", "1,000", "1000", "$1,000$", "0.5", "3.50", "-0", "0", "007", "1,2", "$18$", "18.0", "-7",
+             "123456789012345", "1234567890123456", "\\frac{36}{2}", "2"]  # fmt: skip
     answers = ["18", " 18 ", "18.0", "\\$18", "\\$ 18", "$18$", "-18", "\\text{18}", "\\text{ 18 }", "18.",
                "{18}", "1000", "1,000", "1{,}000", "1 000", "1\\,000", "1\\ 000", "\\text{1,000}", "1000.00",
                "0.50", "3.5", "0", "-0.0", "7", "-7", "007", "1,2", "1.2", "17", "19", "+18", "123456789012344",
-               "1234567890123457", "18.000001"]  # fmt: skip
+               "1234567890123457", "18.000001", "18.0000001", "17.999999", "18.5", "-7.000", "0.000001",
+               "\\frac{36}{2}", "\\dfrac{36}{2}", "\\tfrac{36}{2}", "\\frac{35}{2}", "\\frac{-14}{2}",
+               "-\\frac{14}{2}", "\\frac{0}{5}", "\\frac{1}{0}", "\\frac{4}{2}", "\\frac{2000}{2}",
+               "\\frac{36}{2.0}", "\\frac 36 2", "\\frac{36}{2}.", "1/2"]  # fmt: skip
     rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
     with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
         reference = slow.verify_many(rows)
@@ -178,11 +167,15 @@ def test_fast_path_never_changes_a_math_verify_verdict() -> None:
     assert statuses(got) == statuses(reference)
     fails = [(v.reason, r.reason) for v, r in zip(got, reference, strict=True) if r.status == "fail"]
     assert all(mine == theirs for mine, theirs in fails)  # the same reason too
-    assert sum(v.reason == "equal" for v in got) >= 20  # the short-cut did answer a good share
-    # ... and it answers FAIL for different plain integers without math-verify, with its reason
-    assert fast._shortcut(("18", "17")) == fast._shortcut(("-7", "7")) == Verdict.failed("wrong answer")
-    assert fast._shortcut(("18", "18.000001")) is None  # a float: math-verify rounds to 6 decimals
+    assert sum(v.reason == "equal" for v in got) >= 40  # the short-cut did answer a good share
+    # ... including FAIL, for an integer gold against a different plain integer, fraction or decimal
+    wrong = Verdict.failed("wrong answer")
+    assert fast._shortcut(("18", "17")) == fast._shortcut(("-7", "7")) == wrong
+    assert fast._shortcut(("18", "\\frac{35}{2}")) == fast._shortcut(("18", "18.5")) == wrong
+    assert fast._shortcut(("18", "\\dfrac{36}{2}")) == Verdict.passed("equal")
+    assert fast._shortcut(("18", "18.0000001")) is None  # 7 decimals: math-verify rounds to 6
     assert fast._shortcut(("1234567890123456", "1234567890123457")) is None  # past 15 digits
+    assert fast._shortcut(("0.5", "\\frac{1}{2}")) is None  # a decimal gold: left to math-verify
 
 
 def test_repeated_pairs_are_verified_once(verifier: MathVerifier) -> None:
@@ -202,11 +195,11 @@ def test_power_tower_times_out_and_the_next_rows_still_verify(soft_timeout_s: fl
     rows = [
         row("5", TOWER),
         row("5", "\\boxed{5}"),
-        row("5", "\\boxed{6.5}"),
+        row("5", "\\boxed{\\sqrt{30}}"),
         row("$\\frac{1}{2}$", "\\boxed{0.5}"),
     ]
     with MathVerifier(MathVerifyConfig(workers=1, timeout_s=1.0, soft_timeout_s=soft_timeout_s)) as v:
-        v.verify_many([row("1", "\\boxed{1.5}")])  # start the worker outside the timing
+        v.verify_many([row("1", "\\boxed{\\sqrt{2}}")])  # start the worker outside the timing
         before = v.worker_pids()
         start = time.monotonic()
         got = v.verify_many(rows)
@@ -231,7 +224,7 @@ def test_verify_from_a_non_main_thread(verifier: MathVerifier) -> None:
 
     results: list = []
     t = threading.Thread(
-        target=lambda: results.append(verifier.verify_many([row("2", "\\boxed{\\frac{4}{2}}")]))
+        target=lambda: results.append(verifier.verify_many([row("2", "\\boxed{\\sqrt{4}}")]))
     )
     t.start()
     t.join(timeout=30)
@@ -247,11 +240,11 @@ def _capture(fn, sink: list) -> None:
 
 def test_a_worker_killed_from_outside_is_replaced() -> None:
     with MathVerifier(MathVerifyConfig(workers=2, timeout_s=10, soft_timeout_s=0)) as v:
-        v.verify_many([row("1", "\\boxed{1.5}"), row("2", "\\boxed{2.5}")])
+        v.verify_many([row("1", "\\boxed{\\sqrt{2}}"), row("2", "\\boxed{\\sqrt{5}}")])
         old = v.worker_pids()
         for pid in old:  # killed while idle: the next call gets fresh workers
             os.kill(pid, signal.SIGKILL)
-        assert statuses(v.verify_many([row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4.5}")])) == [
+        assert statuses(v.verify_many([row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{\\sqrt{10}}")])) == [
             "pass", "fail"
         ]  # fmt: skip
         assert not set(v.worker_pids()) & set(old)
@@ -271,7 +264,7 @@ def test_a_worker_killed_from_outside_is_replaced() -> None:
 
 def test_workers_run_under_the_memory_cap() -> None:
     with MathVerifier(MathVerifyConfig(workers=1, memory_mb=1536)) as v:
-        v.verify_many([row("1", "\\boxed{1.5}")])
+        v.verify_many([row("1", "\\boxed{\\sqrt{2}}")])
         limits = Path(f"/proc/{v.worker_pids()[0]}/limits").read_text()
     line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
     assert line.split()[3] == str(1536 * 2**20)
@@ -288,6 +281,6 @@ def test_config_is_strict() -> None:
 def test_spawn_start_method_works_too() -> None:
     with MathVerifier(MathVerifyConfig(workers=1, start_method="spawn", timeout_s=1.0)) as v:
         got = v.verify_many(
-            [row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{4.5}")]
+            [row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{\\sqrt{10}}")]
         )
     assert got == [Verdict.errored("timeout"), Verdict.passed("verified"), Verdict.failed("wrong answer")]
