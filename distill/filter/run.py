@@ -111,8 +111,10 @@ def _first_pass(
             progress.update(task, advance=1)
 
     with Verifiers(cfg.verify) as verifiers:
-        if any(cfg.verify.domains.get(d, "none") == "math" for d in _peek_domains(files[todo[0]])):
-            verifiers.math().warm_up()  # its workers' imports run beside this process's first read
+        if "math" in cfg.verify.domains.values():
+            # the math workers' imports run beside this process's first read (~0.5 s of CPU wasted
+            # on an input without math rows)
+            verifiers.math().warm_up()
         pending: _FirstPass | None = None
         contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
         for k in todo:
@@ -126,7 +128,9 @@ def _first_pass(
                     import datasketch  # noqa: F401
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
             if pending is not None:
-                job.submit(pool, split=k == todo[-1])  # the last file: nothing else to run beside it
+                # split when nothing else would run beside it: the last file, or an idle pool
+                idle = all(future.done() for _, future in pending.futures)
+                job.submit(pool, split=k == todo[-1] or idle)
                 seal(pending)  # meanwhile the pool starts on file k
             pending = job
         if pending is not None:
@@ -182,20 +186,6 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
 
 
 # --- reading inputs ------------------------------------------------------------------------------
-
-
-def _peek_domains(path: Path) -> set[str]:
-    """The domains in a Parquet input's `domain` column (a row without one is math); empty when
-    they cannot be read cheaply (JSONL, no such column, an unreadable file)."""
-    if path.suffix != ".parquet":
-        return set()
-    try:
-        table = _read_present(path, ["domain"])
-    except (pa.ArrowException, OSError):
-        return set()
-    if not table.num_columns:
-        return set()
-    return {d or "math" for d in pc.unique(table.column("domain")).to_pylist()}
 
 
 def _text_free(path: Path) -> bool:
@@ -310,8 +300,10 @@ class _FirstPass:
         self.input_reject_rows = rejects  # kept in the work manifest, so a resumed run still reports them
         if slim:  # no reasoning; the completion stays in Arrow (its length is all this process needs)
             tokens = table.column("completion_tokens").cast(pa.int64())
-            chars = pc.divide(pc.utf8_length(table.column("completion")).cast(pa.int64()), 4)
-            self.pref = pc.if_else(pc.is_null(tokens), chars, tokens)
+            if tokens.null_count:  # characters / 4 where the count is unknown
+                chars = pc.divide(pc.utf8_length(table.column("completion")).cast(pa.int64()), 4)
+                tokens = pc.if_else(pc.is_null(tokens), chars, tokens)
+            self.pref = tokens
             self.rows = table.drop_columns(["completion"]).to_pylist()
         else:
             self.rows = table.to_pylist()
@@ -368,7 +360,7 @@ class _FirstPass:
             # one task per file, which reads the file's texts once (a file's rows split over tasks
             # would read them once per task); the workers still run side by side, on file k and
             # file k+1, since verifying a file takes this process less time than its features.
-            # The first and the last file are split: nothing else is there to run beside them.
+            # The first and the last file are split, and any file that finds the pool idle.
             parts = cfg.workers if every_row or split else 1
             size = max(1, -(-len(wanted) // parts))
             for start in range(0, len(wanted), size):
