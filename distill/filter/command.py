@@ -40,9 +40,6 @@ def filter_command(
     """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,
     MinHash dedup and decontamination -> sft/, rejects/, report."""
     from distill.config import load_stage_config
-    from distill.filter.run import run_filter
-    from distill.memory import tune_for_streaming
-    from distill.progress import stage_progress
 
     cfg = load_stage_config(
         "filter",
@@ -55,6 +52,14 @@ def filter_command(
             "workers": workers,
         },
     )
+    if "math" in cfg.verify.domains.values():
+        from distill.filter.verify_math import warm_up
+
+        warm_up(cfg.verify.math)  # math-verify's workers import it while this process imports the filter
+    from distill.filter.run import run_filter
+    from distill.memory import tune_for_streaming
+    from distill.progress import stage_progress
+
     tune_for_streaming()  # this process and its workers: see distill/memory.py
     with stage_progress() as (progress, log):
         summary = run_filter(cfg, progress=progress, log=log)

@@ -42,6 +42,7 @@ from distill.filter.plan import Keys, Plan, make_plan
 from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
 from distill.filter.verifiers import Verifiers
+from distill.filter.verify_math import warm_up as warm_up_math
 from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
 from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
@@ -113,8 +114,8 @@ def _first_pass(
     with Verifiers(cfg.verify) as verifiers:
         if "math" in cfg.verify.domains.values():
             # the math workers' imports run beside this process's first read (~0.5 s of CPU wasted
-            # on an input without math rows)
-            verifiers.math().warm_up()
+            # on an input without math rows); the CLI starts them even earlier
+            warm_up_math(cfg.verify.math)
         pending: _FirstPass | None = None
         contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
         for k in todo:

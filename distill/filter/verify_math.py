@@ -231,14 +231,30 @@ class _Worker:
         self.conn.close()
 
 
+def _context(config: MathVerifyConfig) -> Any:
+    ctx = mp.get_context(config.start_method)
+    if config.start_method == "forkserver":
+        ctx.set_forkserver_preload(["math_verify", "latex2sympy2_extended", __name__])
+    return ctx
+
+
+def warm_up(config: MathVerifyConfig) -> None:
+    """Start the forkserver now, without waiting: it imports math-verify in the background
+    (~0.5 s of CPU) while the caller goes on (imports, reading its input), and the first
+    `verify_many` finds it ready. Nothing to do for the spawn start method."""
+    _context(config)
+    if config.start_method == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 class MathVerifier:
     """`verify_many(rows)` -> one `Verdict` per row, in order. A context manager; `close()` stops workers."""
 
     def __init__(self, config: MathVerifyConfig | None = None) -> None:
         self.config = config or MathVerifyConfig()
-        self._ctx = mp.get_context(self.config.start_method)
-        if self.config.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(["math_verify", "latex2sympy2_extended", __name__])
+        self._ctx = _context(self.config)
         self._workers: list[_Worker] = []
         self._cache: dict[Pair, Verdict] = {}
         self._lock = Lock()
@@ -246,13 +262,6 @@ class MathVerifier:
     def __enter__(self) -> MathVerifier:
         return self
 
-    def warm_up(self) -> None:
-        """Start the forkserver now, without waiting: it imports math-verify in the background
-        (~0.5 s of CPU) while the caller reads its input, and the first `verify_many` finds it ready."""
-        if self.config.start_method == "forkserver":
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
