@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import UserError
+from distill.filter.answers import REASONING_TAIL_CHARS
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import DecontamConfig
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
@@ -73,6 +74,9 @@ WORK_KEYS_SCHEMA = pa.schema(
 )
 CHUNK = 256  # rows per feature task (rows sent to the workers)
 BULK_TEXT = "reasoning"  # not read by this process in the first pass of a Parquet input
+# nor, when no row lacks a token count, this one: the feature workers read it and check that no
+# row's is empty (a required field: such a file is read again the strict way, `_EmptyRequired`)
+DEFERRED_TEXT = "completion"
 CONTAMINATION_CACHE = 100_000  # decontamination reasons remembered (by checked text)
 OUT_BATCH = 1024  # rows per `messages` batch in pass 3 (keeps string offsets far below 2 GiB)
 
@@ -105,7 +109,14 @@ def _first_pass(
     task = progress.add_task("verifying", total=len(todo)) if progress else None
 
     def seal(job: _FirstPass) -> None:
-        work_table, stats = job.finish()
+        try:
+            work_table, stats = job.finish(verifiers)
+        except _EmptyRequired:  # rare: the whole file again, the way that records each bad row
+            table, rejects = read_trace_file(job.path)
+            job = _FirstPass(job.k, job.path, table, rejects, cfg, slim=False)
+            job.verify(verifiers, contamination)
+            job.submit(pool, split=True)
+            work_table, stats = job.finish(verifiers)
         work.seal(job.k, work_table, stats)
         log(f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
         if progress:
@@ -209,16 +220,36 @@ def read_first_pass(path: Path) -> tuple[pa.Table, list[dict], bool]:
     Parquet trace file is read without its `reasoning` (`slim`: the feature workers read the texts
     from the file themselves, and verification reads `reasoning` only where it needs it)."""
     if path.suffix == ".parquet":
-        table = _valid_trace_parquet(path, skip=(BULK_TEXT,))
+        defer = (DEFERRED_TEXT,) if _no_nulls(path, (DEFERRED_TEXT, "completion_tokens")) else ()
+        table = _valid_trace_parquet(path, skip=(BULK_TEXT,), defer=defer)
         if table is not None:
             return table, [], True
     table, rejects = read_trace_file(path)
     return table, rejects, False
 
 
-def _valid_trace_parquet(path: Path, skip: tuple[str, ...] = ()) -> pa.Table | None:
+def _no_nulls(path: Path, columns: tuple[str, ...]) -> bool:
+    """Whether the Parquet statistics of every row group show no null in these columns."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+        names = [meta.schema.column(j).path for j in range(meta.num_columns)]
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            for name in columns:
+                stats = group.column(names.index(name)).statistics
+                if stats is None or not stats.has_null_count or stats.null_count:
+                    return False
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return True
+
+
+def _valid_trace_parquet(
+    path: Path, skip: tuple[str, ...] = (), defer: tuple[str, ...] = ()
+) -> pa.Table | None:
     """The conformed table (without the nullable columns in `skip`), or None when
-    `read_trace_file` has something to say (or reject)."""
+    `read_trace_file` has something to say (or reject). `defer`: required columns left out too,
+    whose statistics show no null; the caller checks that none is empty (`_EmptyRequired`)."""
     try:
         schema = pq.ParquetFile(path).schema_arrow
     except (pa.ArrowInvalid, OSError):
@@ -232,7 +263,7 @@ def _valid_trace_parquet(path: Path, skip: tuple[str, ...] = ()) -> pa.Table | N
                 return None
         elif schema.field(f.name).type != f.type:
             return None
-    wanted = [f for f in TRACE_SCHEMA if f.name not in skip or not f.nullable]
+    wanted = [f for f in TRACE_SCHEMA if (f.name not in skip or not f.nullable) and f.name not in defer]
     try:
         table = _read_parquet(path, [f.name for f in wanted if f.name in names])
     except (pa.ArrowInvalid, OSError):
@@ -241,6 +272,8 @@ def _valid_trace_parquet(path: Path, skip: tuple[str, ...] = ()) -> pa.Table | N
         if not f.nullable and table.column(f.name).null_count:
             return None
     for name in REQUIRED:  # a row without one is a reject: read_trace_file records it
+        if name in defer:
+            continue
         column = table.column(name)
         if column.null_count or pc.any(pc.equal(pc.binary_length(column), 0)).as_py():
             return None
@@ -274,14 +307,25 @@ def _read_file(file: pq.ParquetFile, columns: list[str] | None) -> pa.Table:
     return pa.Table.from_batches(list(batches), schema=schema)
 
 
-def _file_features(path: Path, idx: list[int], readability, dedup) -> dict[str, Any]:
+def _file_features(
+    path: Path, idx: list[int], readability, dedup, tails: tuple[int, ...] = ()
+) -> dict[str, Any]:
     """`features` of rows `idx` of a valid Parquet trace file, read here (in a worker process):
     the texts never travel through a pipe."""
     table = _read_present(path, FEATURE_FIELDS)
-    return features(table.take(pa.array(idx, pa.int64())).to_pylist(), readability, dedup)
+    out = features(table.take(pa.array(idx, pa.int64())).to_pylist(), readability, dedup)
+    column = table.column(DEFERRED_TEXT)  # required: none may be empty (nulls are ruled out already)
+    out["empty_required"] = bool(pc.any(pc.equal(pc.binary_length(column), 0)).as_py())
+    reasoning = table.column(BULK_TEXT)
+    out["tails"] = {i: (reasoning[i].as_py() or "")[-REASONING_TAIL_CHARS:] for i in tails}
+    return out
 
 
 # --- pass 1 ------------------------------------------------------------------------------------
+
+
+class _EmptyRequired(Exception):
+    """A Parquet input read without its completions has a row with an empty one (a reject)."""
 
 
 class _FirstPass:
@@ -299,13 +343,15 @@ class _FirstPass:
         self.text_free = _text_free(path)
         self.input_rejects = len(rejects)
         self.input_reject_rows = rejects  # kept in the work manifest, so a resumed run still reports them
-        if slim:  # no reasoning; the completion stays in Arrow (its length is all this process needs)
+        if slim:  # no reasoning; the completion, if read, stays in Arrow (only its length is used)
             tokens = table.column("completion_tokens").cast(pa.int64())
-            if tokens.null_count:  # characters / 4 where the count is unknown
-                chars = pc.divide(pc.utf8_length(table.column("completion")).cast(pa.int64()), 4)
+            if tokens.null_count:  # characters / 4 where the count is unknown (then it was read)
+                chars = pc.divide(pc.utf8_length(table.column(DEFERRED_TEXT)).cast(pa.int64()), 4)
                 tokens = pc.if_else(pc.is_null(tokens), chars, tokens)
             self.pref = tokens
-            self.rows = table.drop_columns(["completion"]).to_pylist()
+            self.rows = table.drop_columns(
+                [c for c in (DEFERRED_TEXT,) if c in table.column_names]
+            ).to_pylist()
         else:
             self.rows = table.to_pylist()
             self.pref = pa.array([preference_length(r) for r in self.rows], pa.int64())
@@ -314,21 +360,38 @@ class _FirstPass:
         self.table = table.select(["id", "prompt_id"]) if self.text_free else table
         self.futures: list[tuple[list[int], Future]] = []
         self.verdicts: list[Verdict | None] = []
+        # math rows with a blank final answer, verified on the tail of their reasoning, which the
+        # feature workers read (`finish`): this process never reads a reasoning column for them
+        self.tail_rows: tuple[int, ...] = ()
+        if slim:
+            domains = cfg.verify.domains
+            self.tail_rows = tuple(
+                i
+                for i, row in enumerate(self.rows)
+                if not (row.get("content") or "").strip()
+                and domains.get(row.get("domain") or "math", "none") == "math"
+                and (row.get("answer") or "").strip()
+            )
         self.contaminated: list[str | None] = []
 
     def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
         if self.slim:
             self._add_reasoning(verifiers)
-        self.verdicts = verifiers.verify(self.rows)
+        later = set(self.tail_rows)
+        now = [i for i in range(len(self.rows)) if i not in later]
+        self.verdicts = [None] * len(self.rows)
+        for i, verdict in zip(now, verifiers.verify([self.rows[i] for i in now]), strict=True):
+            self.verdicts[i] = verdict
         self.contaminated = _decontaminate(verifiers, self.rows, self.cfg.decontaminate, contamination)
 
     def _add_reasoning(self, verifiers: Verifiers) -> None:
         """A slim table's `reasoning`, for the rows whose verification may read it: a blank final
         answer (math falls back to the end of the reasoning) and code rows."""
+        later = set(self.tail_rows)
         need = [
             i
             for i, row in enumerate(self.rows)
-            if not (row.get("content") or "").strip() or verifiers.kind_of(row) == "code"
+            if i not in later and (not (row.get("content") or "").strip() or verifiers.kind_of(row) == "code")
         ]
         for row in self.rows:
             row["reasoning"] = None
@@ -366,21 +429,32 @@ class _FirstPass:
             size = max(1, -(-len(wanted) // parts))
             for start in range(0, len(wanted), size):
                 idx = wanted[start : start + size]
-                task = pool.submit(_file_features, self.path, idx, cfg.readability, cfg.dedup)
+                tails = self.tail_rows if start == 0 else ()  # every one, rejected or not: to verify
+                task = pool.submit(_file_features, self.path, idx, cfg.readability, cfg.dedup, tails)
                 self.futures.append((idx, task))
+            if not wanted and self.tail_rows:
+                task = pool.submit(_file_features, self.path, [], cfg.readability, cfg.dedup, self.tail_rows)
+                self.futures.append(([], task))
             return
         for start in range(0, len(wanted), CHUNK):
             idx = wanted[start : start + CHUNK]
             slim = [{key: self.rows[i].get(key) for key in FEATURE_FIELDS} for i in idx]
             self.futures.append((idx, pool.submit(features, slim, cfg.readability, cfg.dedup)))
 
-    def finish(self) -> tuple[pa.Table, dict]:
+    def finish(self, verifiers: Verifiers) -> tuple[pa.Table, dict]:
         cfg, n = self.cfg, len(self.rows)
         checks: list[tuple[str, str] | None] = [None] * n
         digests = [b""] * n
         signatures = np.full((n, cfg.dedup.num_perm), 0xFFFFFFFF, np.uint32)  # "no signature"
-        for idx, fut in self.futures:
-            f = fut.result()
+        results = [(idx, fut.result()) for idx, fut in self.futures]
+        if any(f.get("empty_required") for _, f in results):
+            raise _EmptyRequired(self.path)
+        if self.tail_rows:
+            tails = {i: tail for _, f in results for i, tail in f.get("tails", {}).items()}
+            rows = [{**self.rows[i], "reasoning": tails[i]} for i in self.tail_rows]
+            for i, verdict in zip(self.tail_rows, verifiers.verify(rows), strict=True):
+                self.verdicts[i] = verdict
+        for idx, f in results:
             for j, i in enumerate(idx):
                 checks[i], digests[i] = f["checks"][j], f["digests"][j]
             signatures[idx] = f["signatures"]

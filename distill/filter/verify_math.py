@@ -262,7 +262,6 @@ class MathVerifier:
     def __enter__(self) -> MathVerifier:
         return self
 
-
     def __exit__(self, *exc: object) -> None:
         self.close()
 

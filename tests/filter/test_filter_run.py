@@ -264,3 +264,36 @@ def test_parquet_input_gives_the_same_output_as_jsonl(traces, tmp_path):
     assert len(kept) + len(rejected) == len(rows) and pairs
     g0 = next(x for x in rejected if x[0] == "g0")
     assert g0[1] == "pass" and g0[2] == "readability"  # verified from its reasoning, then no final answer
+
+
+def test_parquet_with_an_empty_completion_is_read_again_the_strict_way(traces, tmp_path):
+    """A Parquet file whose statistics show no missing completion is first read without its
+    completions (the workers check them); an empty one sends the file through the strict reader,
+    which records that row as an input reject. The rest comes out as from the same rows in JSONL."""
+    _, bench, rows = traces
+    rows = [dict(x) for x in rows]
+    assert all(x["completion_tokens"] is not None for x in rows)  # the deferred road is taken
+    bad = next(x for x in rows if x["id"] == "b1")
+    bad["completion"] = ""
+    jsonl = tmp_path / "all.jsonl"
+    jsonl.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    folder = tmp_path / "parquet"
+    (folder / "data").mkdir(parents=True)
+    for k, part in enumerate((rows[:6], rows[6:])):
+        pq.write_table(to_table(part, TRACE_SCHEMA), folder / "data" / f"train-{k:05d}-of-00002.parquet")
+    outputs = {}
+    for name, source in (("jsonl", jsonl), ("parquet", folder)):
+        cfg = config(source, tmp_path / name, bench, max_per_prompt="all")
+        cfg.workers = 2
+        run_filter(cfg, log=lambda m: None)
+        out = tmp_path / name
+        input_rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+        outputs[name] = (
+            sorted((x["id"], x["verdict"]) for x in read(out / "sft")),
+            sorted((x["id"], x["reject_stage"], x["reject_reason"]) for x in read(out / "rejects")),
+            len(input_rejects),
+        )
+        assert len(input_rejects) == 1 and "completion" in json.dumps(input_rejects[0])
+        assert "b1" not in {x[0] for x in outputs[name][0] + outputs[name][1]}
+    assert outputs["parquet"][:2] == outputs["jsonl"][:2]
+    assert len(outputs["parquet"][0]) + len(outputs["parquet"][1]) == len(rows) - 1
