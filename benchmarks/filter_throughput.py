@@ -20,17 +20,21 @@ processes, sampled with psutil every 0.1 s) and of the largest single process. Q
 filter's own output: near-duplicate recall on the planted pairs whose both rows reach the dedup
 stage (passed verification and readability), false positives among the other rows that reach it.
 
-The reference, in the same run on --reference-rows rows (it is slow): one process that reads the
+The reference, in the same run on --reference-rows rows (default 20,000: the 20k-row comparison
+is at the same rows; ~90 s): one process that reads the
 same shards, runs math-verify sequentially on every row (open-r1's settings, parse + verify), the
 same readability checks (`check_readability`), exact dedup, datasketch `MinHash.update_batch` per
 document with Python word shingles (SHA1), one `MinHashLSH(threshold=0.8)`, keeps the shortest
 passing row per prompt and writes sft/rejects Parquet (zstd, as the filter). A second reference
-run on --reference-small rows splits its start-up (imports) from its per-row cost.
+run on --reference-small rows splits its start-up (imports) from its per-row cost, for the
+comparison at other sizes (the reference extrapolated: start-up + rows x per-row time).
 
 Writes `benchmarks/results/filter_throughput.json` and prints a summary. The machine has 2 cores
 shared with other work: wall-clock figures depend on the load (recorded before and after each
-run); CPU seconds per 1,000 traces hardly do. To measure another version of the filter against
-the same corpus, put its checkout first on the path and run from outside this repository:
+run) and on the other tenants of the host: the same run varies by +-15% from one hour to the
+next, in CPU seconds too. Compare figures from one run, or repeat it. To measure another version
+of the filter against the same corpus, put its checkout first on the path and run from outside
+this repository:
 `cd /tmp && PYTHONPATH=/path/to/other/checkout /path/to/.venv/bin/python
 /path/to/this/benchmarks/filter_throughput.py` (the `distill` CLI and the reference then import it).
 """
@@ -470,7 +474,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="20000,100000", help="Rows per filter run, comma-separated.")
     parser.add_argument(
-        "--reference-rows", type=int, default=2000, help="Rows for the slow reference (0: skip)."
+        "--reference-rows", type=int, default=20000, help="Rows for the slow reference (0: skip)."
     )
     parser.add_argument("--reference-small", type=int, default=500,
                         help="Rows of a second reference run: its start-up vs per-row cost (0: skip).")  # fmt: skip
