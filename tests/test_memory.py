@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
 import gc, json
@@ -30,3 +31,24 @@ def test_tune_for_streaming_switches_the_arrow_pool_and_the_collector() -> None:
     assert got["gc"] == 70_000
     assert got["frozen"] > 0  # objects alive at the call are out of the collector's way
     assert got["rows"] == 100 and got["bytes"] >= 5_000_000  # the table lives in the system pool
+
+
+def test_the_filter_command_makes_glibc_the_arrow_pool_before_pyarrow_loads() -> None:
+    """The C++ default pool (Parquet's decompression buffers) is chosen when libarrow loads: the
+    command must set it before anything imports pyarrow, and leave a user's choice alone."""
+    probe = (
+        "import sys, os\n"
+        "from distill.memory import prefer_system_arrow_pool\n"
+        "prefer_system_arrow_pool()\n"
+        "assert 'pyarrow' not in sys.modules\n"
+        "import pyarrow as pa\n"
+        "print(os.environ['ARROW_DEFAULT_MEMORY_POOL'], pa.default_memory_pool().backend_name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["system", "system"]
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["jemalloc", "jemalloc"]
+    source = (Path(__file__).resolve().parents[1] / "distill" / "filter" / "command.py").read_text()
+    assert source.index("prefer_system_arrow_pool()") < source.index("load_stage_config(")
