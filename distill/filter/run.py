@@ -310,14 +310,36 @@ def _read_file(file: pq.ParquetFile, columns: list[str] | None) -> pa.Table:
 def _file_features(
     path: Path, idx: list[int], readability, dedup, tails: tuple[int, ...] = ()
 ) -> dict[str, Any]:
-    """`features` of rows `idx` of a valid Parquet trace file, read here (in a worker process):
-    the texts never travel through a pipe."""
-    table = _read_present(path, FEATURE_FIELDS)
-    out = features(table.take(pa.array(idx, pa.int64())).to_pylist(), readability, dedup)
-    column = table.column(DEFERRED_TEXT)  # required: none may be empty (nulls are ruled out already)
-    out["empty_required"] = bool(pc.any(pc.equal(pc.binary_length(column), 0)).as_py())
-    reasoning = table.column(BULK_TEXT)
-    out["tails"] = {i: (reasoning[i].as_py() or "")[-REASONING_TAIL_CHARS:] for i in tails}
+    """`features` of rows `idx` (ascending) of a valid Parquet trace file, read here (in a worker
+    process: the texts never travel through a pipe), a batch of READ_BATCH_ROWS rows at a time: a
+    few MB of text in memory instead of the whole file's, twice (Arrow and Python)."""
+    file = pq.ParquetFile(path)
+    names = file.schema_arrow.names
+    columns = [c for c in FEATURE_FIELDS if c in names]
+    wanted, tail_set = np.asarray(idx, dtype=np.int64), set(tails)
+    parts, empty, tail_text = [], False, {}
+    start = 0
+    for batch in file.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns, use_threads=False):
+        stop = start + batch.num_rows
+        # required: no completion may be empty (nulls are ruled out already)
+        empty = empty or bool(pc.any(pc.equal(pc.binary_length(batch.column(DEFERRED_TEXT)), 0)).as_py())
+        for i in tail_set.intersection(range(start, stop)):  # a file may lack the (nullable) column
+            text = batch.column(BULK_TEXT)[i - start].as_py() if BULK_TEXT in columns else None
+            tail_text[i] = (text or "")[-REASONING_TAIL_CHARS:]
+        local = wanted[(wanted >= start) & (wanted < stop)] - start
+        if local.size:
+            parts.append(features(batch.take(pa.array(local)).to_pylist(), readability, dedup))
+        start = stop
+    out = {
+        "checks": [c for p in parts for c in p["checks"]],
+        "lengths": [n for p in parts for n in p["lengths"]],
+        "digests": [d for p in parts for d in p["digests"]],
+        "signatures": np.concatenate([p["signatures"] for p in parts])
+        if parts
+        else np.zeros((0, dedup.num_perm), np.uint32),
+        "empty_required": empty,
+        "tails": tail_text,
+    }
     return out
 
 
