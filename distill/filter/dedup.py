@@ -32,9 +32,12 @@ on 19 KB traces, ~14x datasketch's `update_batch` with SHA1 and Python shingles.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache, partial
+from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
@@ -286,6 +289,45 @@ class ExactDedup:
         return other
 
 
+def import_datasketch() -> ModuleType:
+    """`import datasketch`, without `scipy.integrate` until datasketch calls it.
+
+    datasketch's `lsh.py` imports `scipy.integrate.quad` at module level for one purpose: choosing
+    bands and rows from a threshold (`_optimal_param`). distill always passes them explicitly,
+    yet the import costs ~0.45 s of CPU (scipy parses its docstrings), a third of the filter's
+    fixed cost on a small input. So while datasketch is imported, `scipy.integrate` is a stand-in
+    whose `quad` (and any other name, PEP 562) imports the real module on first use: same results,
+    paid only if called. Nothing is done when either is imported already."""
+    if "datasketch" in sys.modules or "scipy.integrate" in sys.modules:
+        import datasketch
+
+        return datasketch
+    stand_in = ModuleType("scipy.integrate")
+
+    def real() -> ModuleType:
+        if sys.modules.get("scipy.integrate") is stand_in:
+            del sys.modules["scipy.integrate"]
+        return importlib.import_module("scipy.integrate")
+
+    def quad(*args: Any, **kwargs: Any) -> Any:
+        return real().quad(*args, **kwargs)
+
+    def other(name: str) -> Any:
+        if name.startswith("__"):  # the import system probing (`__path__`, ...): not a use
+            raise AttributeError(name)
+        return getattr(real(), name)
+
+    stand_in.quad = quad  # type: ignore[attr-defined]
+    stand_in.__getattr__ = other  # type: ignore[method-assign]
+    sys.modules["scipy.integrate"] = stand_in
+    try:
+        import datasketch
+    finally:
+        if sys.modules.get("scipy.integrate") is stand_in:
+            del sys.modules["scipy.integrate"]
+    return datasketch
+
+
 class NearDedup:
     """MinHash LSH over kept texts. `add(key, text)` -> None when kept (and indexed), else the key
     of the earliest-indexed kept text whose estimated Jaccard is >= `cfg.threshold`. Texts without
@@ -296,7 +338,8 @@ class NearDedup:
     match nor be matched, so the result is the same with a far smaller index."""
 
     def __init__(self, cfg: DedupConfig | None = None) -> None:
-        from datasketch import MinHash, MinHashLSH  # imports scipy: only when used
+        datasketch = import_datasketch()
+        MinHash, MinHashLSH = datasketch.MinHash, datasketch.MinHashLSH
 
         self.cfg = cfg or DedupConfig()
         self._minhash = partial(MinHash, seed=self.cfg.seed, scheme="affine32")

@@ -38,6 +38,7 @@ from distill.errors import UserError
 from distill.filter.answers import REASONING_TAIL_CHARS
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import DecontamConfig
+from distill.filter.dedup import import_datasketch
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
 from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
@@ -135,9 +136,9 @@ def _first_pass(
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
                 if cfg.dedup.near:
-                    # datasketch imports scipy (~0.5 s of CPU): here, while the pool is busy,
+                    # datasketch imports numpy, scipy (~0.1-0.5 s of CPU): here, while the pool is busy,
                     # rather than in the second pass, when the pool waits for the plan
-                    import datasketch  # noqa: F401
+                    import_datasketch()
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
             if pending is not None:
                 # split when nothing else would run beside it: the last file, or an idle pool

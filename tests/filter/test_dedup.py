@@ -194,3 +194,40 @@ def test_config_validates():
     assert (
         NearDedup(DedupConfig(num_perm=64, bands=8, rows=8)).add("a", "one two three four five six") is None
     )
+
+
+def _run_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_datasketch_without_scipy_integrate_until_used() -> None:
+    """`import_datasketch` leaves scipy.integrate (~0.45 s to import) out until datasketch calls it;
+    the LSH distill builds (explicit bands) works without it, and the threshold path still gets
+    the real `quad`: the same bands and rows as a plain `import datasketch`."""
+    lazy = _run_python(
+        "import sys\n"
+        "from distill.filter.dedup import import_datasketch\n"
+        "ds = import_datasketch()\n"
+        "lsh = ds.MinHashLSH(num_perm=16, params=(4, 4))\n"
+        "m = ds.MinHash(num_perm=16); m.update(b'x'); lsh.insert('a', m)\n"
+        "print('scipy.integrate' in sys.modules, lsh.query(m))\n"
+        "t = ds.MinHashLSH(threshold=0.8, num_perm=128)\n"
+        "import scipy.integrate\n"
+        "print(t.b, t.r, type(sys.modules['scipy.integrate']).__name__, hasattr(scipy.integrate, 'solve_ivp'))\n"
+    ).split("\n")
+    plain = _run_python(
+        "import datasketch\nt = datasketch.MinHashLSH(threshold=0.8, num_perm=128)\nprint(t.b, t.r)"
+    )
+    assert lazy[0] == "False ['a']"
+    assert lazy[1] == f"{plain.strip()} module True"
+    already = _run_python(
+        "import sys, scipy.integrate\n"
+        "real = sys.modules['scipy.integrate']\n"
+        "from distill.filter.dedup import import_datasketch\n"
+        "ds = import_datasketch()\n"
+        "print(ds is sys.modules['datasketch'], sys.modules['datasketch.lsh'].integrate is real.quad)\n"
+    )
+    assert already.strip() == "True True"
