@@ -55,10 +55,9 @@ def filter_command(
             "workers": workers,
         },
     )
-    if "math" in cfg.verify.domains.values():
-        from distill.filter.verify_math import warm_up
+    from distill.filter.verifiers import warm_up
 
-        warm_up(cfg.verify.math)  # math-verify's workers import it while this process imports the filter
+    warm_up(cfg.verify)  # math-verify's workers import it while this process imports the filter
     from distill.filter.run import run_filter
     from distill.memory import tune_for_streaming
     from distill.progress import stage_progress

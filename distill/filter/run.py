@@ -38,13 +38,11 @@ from distill.errors import UserError
 from distill.filter.answers import REASONING_TAIL_CHARS
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import DecontamConfig
-from distill.filter.dedup import import_datasketch
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
 from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
-from distill.filter.verifiers import Verifiers
-from distill.filter.verify_math import warm_up as warm_up_math
+from distill.filter.verifiers import Verifiers, verifier_of, warm_up
 from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
 from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
@@ -124,10 +122,7 @@ def _first_pass(
             progress.update(task, advance=1)
 
     with Verifiers(cfg.verify) as verifiers:
-        if "math" in cfg.verify.domains.values():
-            # the math workers' imports run beside this process's first read (~0.5 s of CPU wasted
-            # on an input without math rows); the CLI starts them even earlier
-            warm_up_math(cfg.verify.math)
+        warm_up(cfg.verify)  # beside this process's first read (the CLI starts it even earlier)
         pending: _FirstPass | None = None
         contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
         for k in todo:
@@ -135,10 +130,6 @@ def _first_pass(
             job = _FirstPass(k, files[k], table, rejects, cfg, slim)
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
-                if cfg.dedup.near:
-                    # datasketch imports numpy, scipy (~0.1-0.5 s of CPU): here, while the pool is busy,
-                    # rather than in the second pass, when the pool waits for the plan
-                    import_datasketch()
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
             if pending is not None:
                 # split when nothing else would run beside it: the last file, or an idle pool
@@ -347,6 +338,11 @@ def _file_features(
 # --- pass 1 ------------------------------------------------------------------------------------
 
 
+def _blank_answer(row: dict[str, Any]) -> bool:
+    """No final answer after the reasoning: verification falls back to the reasoning's end."""
+    return not (row.get("content") or "").strip()
+
+
 class _EmptyRequired(Exception):
     """A Parquet input read without its completions has a row with an empty one (a reject)."""
 
@@ -372,9 +368,8 @@ class _FirstPass:
                 chars = pc.divide(pc.utf8_length(table.column(DEFERRED_TEXT)).cast(pa.int64()), 4)
                 tokens = pc.if_else(pc.is_null(tokens), chars, tokens)
             self.pref = tokens
-            self.rows = table.drop_columns(
-                [c for c in (DEFERRED_TEXT,) if c in table.column_names]
-            ).to_pylist()
+            read = table.drop_columns([DEFERRED_TEXT]) if DEFERRED_TEXT in table.column_names else table
+            self.rows = read.to_pylist()
         else:
             self.rows = table.to_pylist()
             self.pref = pa.array([preference_length(r) for r in self.rows], pa.int64())
@@ -387,13 +382,10 @@ class _FirstPass:
         # feature workers read (`finish`): this process never reads a reasoning column for them
         self.tail_rows: tuple[int, ...] = ()
         if slim:
-            domains = cfg.verify.domains
             self.tail_rows = tuple(
                 i
                 for i, row in enumerate(self.rows)
-                if not (row.get("content") or "").strip()
-                and domains.get(row.get("domain") or "math", "none") == "math"
-                and (row.get("answer") or "").strip()
+                if _blank_answer(row) and verifier_of(row, cfg.verify) == "math"
             )
         self.contaminated: list[str | None] = []
 
@@ -414,7 +406,7 @@ class _FirstPass:
         need = [
             i
             for i, row in enumerate(self.rows)
-            if i not in later and (not (row.get("content") or "").strip() or verifiers.kind_of(row) == "code")
+            if i not in later and (_blank_answer(row) or verifiers.kind_of(row) == "code")
         ]
         for row in self.rows:
             row["reasoning"] = None
