@@ -34,9 +34,11 @@ import numpy as np
 from pydantic import Field
 
 from distill.config import StrictModel
-from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, word_hashes
+from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, utf8, word_hashes
+from distill.generate.prompts import THINK_CLOSE, THINK_OPEN
 
 Row = Mapping[str, Any]
+_FRAME = len(f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n")  # the completion's characters around the parts
 
 
 class ReadabilityConfig(StrictModel):
@@ -68,16 +70,38 @@ def truncated(row: Row, cfg: ReadabilityConfig) -> str | None:
     return None
 
 
+def _blank(text: str) -> bool:
+    return not text or text.isspace()  # `not text.strip()` without copying the text
+
+
 def think_tags(row: Row, cfg: ReadabilityConfig) -> str | None:
-    completion, reasoning = row.get("completion"), _text(row, "reasoning")
+    completion, reasoning, content = row.get("completion"), _text(row, "reasoning"), row.get("content")
+    # The usual case: the completion is exactly `<think>\n{reasoning}\n</think>\n\n{content}`
+    # (as `distill generate` writes it) and neither part holds a tag: one <think>, one </think>
+    # in order. Two scans of the parts instead of four of the completion.
+    if (
+        completion is not None
+        and content is not None
+        and len(completion) == len(reasoning) + len(content) + _FRAME
+        and completion == f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}"
+        and "think>" not in reasoning
+        and "think>" not in content
+    ):
+        return "think_missing: empty reasoning" if _blank(reasoning) else None
+    return _counted_think_tags(row)
+
+
+def _counted_think_tags(row: Row) -> str | None:
+    """`think_tags` for any completion: the tags counted and located."""
+    completion, reasoning, content = row.get("completion"), _text(row, "reasoning"), row.get("content")
     opens = closes = 0
     if completion is not None:
         opens, closes = completion.count("<think>"), completion.count("</think>")
     # No tag at all but both parts present: the server split the reasoning out (reasoning_content).
     if completion is not None and not (
-        opens == closes == 0 and reasoning.strip() and row.get("content") is not None
+        opens == closes == 0 and not _blank(reasoning) and content is not None
     ):
-        if closes == 0 and opens == 0 and not reasoning.strip():
+        if closes == 0 and opens == 0 and _blank(reasoning):
             return "think_missing: no <think> block in the completion"
         if closes == 0:
             return "think_unclosed: </think> never closes the reasoning"
@@ -89,7 +113,7 @@ def think_tags(row: Row, cfg: ReadabilityConfig) -> str | None:
         text = _text(row, key)
         if "think>" in text and ("<think>" in text or "</think>" in text):  # one scan when clean
             return f"think_extra: think tag inside the {key}"
-    if not reasoning.strip():
+    if _blank(reasoning):
         return "think_missing: empty reasoning"
     return None
 
@@ -97,7 +121,7 @@ def think_tags(row: Row, cfg: ReadabilityConfig) -> str | None:
 def empty_answer(row: Row, cfg: ReadabilityConfig) -> str | None:
     if row.get("content") is None:
         return "empty_answer: no content after </think>"
-    if not row["content"].strip():
+    if _blank(row["content"]):
         return "empty_answer: blank content"
     return None
 
@@ -163,6 +187,8 @@ def script_letters(text: str) -> Counter[str]:
 
 
 def language_mixing(row: Row, cfg: ReadabilityConfig) -> str | None:
+    if _text(row, "reasoning").isascii() and _text(row, "content").isascii():
+        return None  # ASCII letters are Latin, allowed with any prompt (`str.isascii` is O(1))
     prompt = script_letters(_text(row, "prompt") or _text(row, "problem"))
     others = {s: n for s, n in prompt.items() if s not in _NEUTRAL and s != "Latin"}
     main = max(others, key=lambda s: others[s], default="Latin")
@@ -186,7 +212,8 @@ def code_block(row: Row, cfg: ReadabilityConfig) -> str | None:
     if row.get("domain") == "code":
         return None
     reasoning = _text(row, "reasoning")
-    fences = len(_FENCE.findall(reasoning)) if "```" in reasoning else 0
+    # `"`" in` is a memchr (~1 us on 20 KB); `"```" in` is 10x slower
+    fences = len(_FENCE.findall(reasoning)) if "`" in reasoning and "```" in reasoning else 0
     if fences:
         return f"code_block: {fences} ``` fence line(s) in the reasoning of a {row.get('domain')} problem"
     return None
@@ -203,11 +230,22 @@ def _longest_paragraph(text: str) -> int:
     return max((len(p.strip()) for p in _BLANK_LINE.split(text)), default=0)
 
 
+def _widest_gap(raw: bytes) -> int:
+    """The most bytes between two consecutive occurrences of b"\n\n" (or an end)."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    newline = data == 10
+    at = np.flatnonzero(newline[:-1] & newline[1:])
+    if at.size == 0:
+        return len(raw)
+    return int(max(at[0], len(raw) - at[-1] - 2, np.diff(at).max(initial=0) - 2))
+
+
 def long_paragraph(row: Row, cfg: ReadabilityConfig) -> str | None:
     reasoning = _text(row, "reasoning")
     # A paragraph (stripped, so no "\n\n" inside) lies within one piece between "\n\n"s: when no
-    # piece is too long, none is (a plain split, ~4x cheaper than the regex split).
-    if max(map(len, reasoning.split("\n\n"))) <= cfg.max_paragraph_chars:
+    # piece is too long, none is. Pieces measured in UTF-8 bytes (at least the characters) between
+    # the positions of "\n\n" (overlapping ones too, so at most one short): no string copies.
+    if len(reasoning) <= cfg.max_paragraph_chars or _widest_gap(utf8(reasoning)) < cfg.max_paragraph_chars:
         return None
     if _longest_paragraph(reasoning) <= cfg.max_paragraph_chars:
         return None  # removing display math and code can only shorten paragraphs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from distill.filter.dedup import (
     exact_digest,
     minhash_signature,
     minhash_signatures,
+    normalize_text,
     permutations,
     preference_key,
     shingle_hashes,
@@ -123,6 +125,16 @@ def test_exact_dedup_normalises_case_and_whitespace_not_punctuation(traces):
     assert exact.add("b", "  " + traces[0].upper().replace("\n", " \n\t ")) == "a"
     assert exact.add("c", traces[0].replace("$a+A", "$a-A", 1)) is None
     assert exact_digest("x  y") == exact_digest("X y\n")
+
+
+def test_exact_normalisation_of_ascii_and_other_text():
+    """ASCII text takes a short cut (one byte translation); both ways must give the definition:
+    lowercase, runs of ASCII whitespace -> one space, ends stripped."""
+    texts = ["A  b\t\tC\n", "  X\x0b\x0cY  ", "", "   ", "ÉCOLE  Über\nSTRASSE", "a\u00a0 B", "Σ  x\r\nY"]
+    for text in texts:
+        expected = re.sub(r"[ \t\n\r\x0b\x0c]+", " ", text.lower()).strip(" ")
+        assert normalize_text(text) == expected, repr(text)
+    assert exact_digest("ÉCOLE  X") == exact_digest("école x") != exact_digest("ecole x")
 
 
 def test_exact_and_near_dups_in_dedup_rows(traces):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,10 +15,15 @@ from distill.filter.readability import (
     FILTERS,
     REASON_CODES,
     ReadabilityConfig,
+    _counted_think_tags,
+    _longest_paragraph,
+    _widest_gap,
     boxed_answers,
     check_readability,
+    long_paragraph,
     repeated_ngram_share,
     script_letters,
+    think_tags,
 )
 
 TRACES = Path(__file__).resolve().parents[2] / "data" / "reasoning_traces_s1k_sample.parquet"
@@ -247,10 +252,38 @@ def test_config_is_strict():
         ReadabilityConfig(max_foreign_letter_share=2)
 
 
-def test_fast_on_30kb_traces(rows):
+def test_a_30kb_trace_made_of_real_ones_passes(rows):
+    # (its speed is measured by benchmarks/filter_throughput.py, not here)
     row = with_completion({**rows[0], "reasoning": "\n\n".join(r["reasoning"] for r in rows)[:30_000]})
-    check_readability(row)
-    start = time.perf_counter()
-    for _ in range(50):
-        assert check_readability(row) is None
-    assert (time.perf_counter() - start) / 50 < 0.05  # ~3 ms unloaded; generous for shared machines
+    assert check_readability(row) is None
+
+
+def test_think_tags_short_cut_agrees_with_counting_the_tags(rows):
+    """A completion that is exactly `<think>\\n{reasoning}\\n</think>\\n\\n{content}` skips the
+    counting; every such row must get the verdict the counting gives."""
+    r = rows[2]
+    body, answer = r["reasoning"], r["content"]
+    variants = [
+        (body, answer), ("", answer), (" \n\t", answer), (body, ""), (body, " \n"),
+        ("<think>\n" + body, answer), (body + "\n</think>", answer), (body, answer + "</think>"),
+        (body.replace(" ", " rethink> ", 1), answer), ("x", "<think>"), ("\n", "\n"),
+    ]  # fmt: skip
+    cfg = ReadabilityConfig()
+    for reasoning, content in variants:
+        row = {**r, "reasoning": reasoning, "content": content}
+        row["completion"] = f"<think>\n{reasoning}\n</think>\n\n{content}"
+        assert think_tags(row, cfg) == _counted_think_tags(row), (reasoning[:20], content[:20])
+    assert think_tags({**r, "completion": f"<think>\n{body}\n</think>\n\n{answer}"}, cfg) is None
+
+
+def test_paragraph_gaps_bound_the_pieces_between_blank_lines():
+    """`long_paragraph`'s quick check: the widest gap between "\\n\\n"s (in UTF-8 bytes) is at
+    least the longest piece of `str.split("\\n\\n")` minus one (overlapping "\\n\\n\\n")."""
+    rng = random.Random(0)
+    for _ in range(5000):
+        text = "".join(rng.choice(["a", "\n", "é", " ", "bb", "\n\n"]) for _ in range(rng.randint(0, 60)))
+        longest = max(map(len, text.split("\n\n")))
+        assert longest <= _widest_gap(text.encode()) + 1, repr(text)
+        cfg = ReadabilityConfig(max_paragraph_chars=rng.randint(1, 12))
+        slow = _longest_paragraph(text) > cfg.max_paragraph_chars  # no display math in these texts
+        assert (long_paragraph({"reasoning": text}, cfg) is not None) == slow, repr(text)
