@@ -13,7 +13,7 @@ processes. Three defaults cost CPU there, measured with `perf` on the 20k-row fi
   traverses every live object now and then: building a shard's row dicts triggers hundreds of
   collections (~3% of all CPU) that find nothing (the filter makes no reference cycles).
 
-`prefer_system_arrow_pool()`, before pyarrow is imported, makes glibc `malloc` Arrow's C++ default
+`before_imports()`, before pyarrow is imported, makes glibc `malloc` Arrow's C++ default
 pool (`ARROW_DEFAULT_MEMORY_POOL=system`, read once when libarrow loads): the Parquet reader
 allocates its decompression buffers there whatever pyarrow's own default is (with mimalloc they
 landed in its huge-page arena: 4.6% of all CPU zeroing huge pages in the feature workers).
@@ -49,12 +49,19 @@ GC_THRESHOLD = 70_000  # new containers between young collections (Python's defa
 
 _done = False
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+OPENBLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
 
 
-def prefer_system_arrow_pool() -> None:
-    """Before the first `import pyarrow` of this process (and of its children, which inherit the
-    environment); a pool the user chose in the environment is left alone."""
+def before_imports() -> None:
+    """Before the first `import pyarrow` or `numpy` of this process (and of its children, which
+    inherit the environment): glibc as Arrow's C++ pool; one OpenBLAS thread (numpy starts a
+    thread per core that spins at start-up, and the filter does no linear algebra); the collector
+    already at `GC_THRESHOLD`, so that the imports of the stage do not trigger collections. A
+    setting the user made in the environment is left alone."""
     os.environ.setdefault(ARROW_POOL_ENV, "system")
+    os.environ.setdefault(OPENBLAS_THREADS_ENV, "1")
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def tune_for_streaming() -> None:

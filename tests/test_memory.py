@@ -33,22 +33,28 @@ def test_tune_for_streaming_switches_the_arrow_pool_and_the_collector() -> None:
     assert got["rows"] == 100 and got["bytes"] >= 5_000_000  # the table lives in the system pool
 
 
-def test_the_filter_command_makes_glibc_the_arrow_pool_before_pyarrow_loads() -> None:
-    """The C++ default pool (Parquet's decompression buffers) is chosen when libarrow loads: the
-    command must set it before anything imports pyarrow, and leave a user's choice alone."""
+def test_the_filter_command_sets_pools_threads_and_collector_before_the_imports() -> None:
+    """The C++ default pool (Parquet's decompression buffers) is chosen when libarrow loads and
+    OpenBLAS's threads when numpy loads: the command must set both before anything imports
+    pyarrow or numpy, and leave a user's choice alone."""
     probe = (
-        "import sys, os\n"
-        "from distill.memory import prefer_system_arrow_pool\n"
-        "prefer_system_arrow_pool()\n"
-        "assert 'pyarrow' not in sys.modules\n"
+        "import sys, os, gc\n"
+        "from distill.memory import before_imports\n"
+        "before_imports()\n"
+        "assert 'pyarrow' not in sys.modules and 'numpy' not in sys.modules\n"
+        "import numpy\n"
+        "threads = open('/proc/self/status').read().split('Threads:')[1].split()[0]\n"
         "import pyarrow as pa\n"
-        "print(os.environ['ARROW_DEFAULT_MEMORY_POOL'], pa.default_memory_pool().backend_name)\n"
+        "print(os.environ['ARROW_DEFAULT_MEMORY_POOL'], pa.default_memory_pool().backend_name,\n"
+        "      os.environ['OPENBLAS_NUM_THREADS'], gc.get_threshold()[0], threads)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS")
+    }
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["system", "system"]
-    env["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+    assert out.stdout.split() == ["system", "system", "1", "70000", "1"]  # no OpenBLAS thread
+    env["ARROW_DEFAULT_MEMORY_POOL"], env["OPENBLAS_NUM_THREADS"] = "jemalloc", "4"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["jemalloc", "jemalloc"]
+    assert out.stdout.split()[:4] == ["jemalloc", "jemalloc", "4", "70000"]
     source = (Path(__file__).resolve().parents[1] / "distill" / "filter" / "command.py").read_text()
-    assert source.index("prefer_system_arrow_pool()") < source.index("load_stage_config(")
+    assert source.index("before_imports()") < source.index("load_stage_config(")

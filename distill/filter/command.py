@@ -39,9 +39,9 @@ def filter_command(
 ) -> None:
     """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,
     MinHash dedup and decontamination -> sft/, rejects/, report."""
-    from distill.memory import prefer_system_arrow_pool
+    from distill.memory import before_imports
 
-    prefer_system_arrow_pool()  # before anything imports pyarrow: see distill/memory.py
+    before_imports()  # before anything imports pyarrow or numpy: see distill/memory.py
     from distill.config import load_stage_config
 
     cfg = load_stage_config(
