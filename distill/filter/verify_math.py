@@ -82,6 +82,7 @@ class MathVerifyConfig(StrictModel):
 _PLAIN_INT = re.compile(r"-?\d{1,15}")  # no +, separators, $ or decimals: an Integer to math-verify
 _PLAIN_DECIMAL = re.compile(r"-?\d{1,9}\.\d{1,6}")  # a Float; at most 6 decimals: its rounding is exact
 _PLAIN_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a Rational
+_GOLD_FRACTION = re.compile(r"(-?)\\frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a gold `\dfrac` does not parse
 
 
 def _plain_rational(answer: str) -> Fraction | None:
@@ -91,12 +92,16 @@ def _plain_rational(answer: str) -> Fraction | None:
     sides are rounded to 6 places first, which changes neither). None for anything else."""
     if _PLAIN_INT.fullmatch(answer) or _PLAIN_DECIMAL.fullmatch(answer):
         return Fraction(answer)
-    if m := _PLAIN_FRACTION.fullmatch(answer):
-        sign, numerator, denominator = m.groups()
-        if int(denominator) == 0:
-            return None
-        return Fraction(int(numerator), int(denominator)) * (-1 if sign else 1)
-    return None
+    return _fraction(_PLAIN_FRACTION.fullmatch(answer))
+
+
+def _fraction(m: re.Match[str] | None) -> Fraction | None:
+    if m is None:
+        return None
+    sign, numerator, denominator = m.groups()
+    if int(denominator) == 0:
+        return None
+    return Fraction(int(numerator), int(denominator)) * (-1 if sign else 1)
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -319,20 +324,26 @@ class MathVerifier:
     def _shortcut(self, pair: Pair) -> Verdict | None:
         """math-verify's verdict where it cannot be anything else: PASS for the same plain number;
         against a plain integer gold, the verdict of an exact comparison with a plain integer,
-        fraction or short decimal answer (`_plain_rational`). Golds in any other form are left to
-        math-verify (its gold parsing has quirks: `1,2` is 1.2, a bare `\\frac13` does not parse)."""
+        fraction or short decimal answer (`_plain_rational`); against a plain `\\frac{a}{b}` gold,
+        with a plain integer or fraction answer. Golds in any other form are left to math-verify
+        (its gold parsing has quirks: `1,2` is 1.2, a bare `\\frac13` or `\\dfrac{1}{2}` does not parse)."""
         if not self.config.fast_path:
             return None
         key = number_key(pair[0])
         if key is not None and key == number_key(pair[1]):
             return Verdict.passed("equal")
-        gold = pair[0].strip()
-        if not _PLAIN_INT.fullmatch(gold):
+        gold, answer = pair[0].strip(), pair[1].strip()
+        if _PLAIN_INT.fullmatch(gold):
+            expected: Fraction | None = Fraction(int(gold))
+            value = _plain_rational(answer)
+        else:
+            # a fraction gold is a Rational: against an Integer or a Rational math-verify compares
+            # exactly; a decimal answer (a Float) it compares after rounding, left to it
+            expected = _fraction(_GOLD_FRACTION.fullmatch(gold))
+            value = None if _PLAIN_DECIMAL.fullmatch(answer) else _plain_rational(answer)
+        if expected is None or value is None:
             return None
-        value = _plain_rational(pair[1].strip())
-        if value is None:
-            return None
-        return Verdict.passed("equal") if value == int(gold) else Verdict.failed("wrong answer")
+        return Verdict.passed("equal") if value == expected else Verdict.failed("wrong answer")
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:
         """Verify `pairs` on the pool; every overrun/crash costs only its own item."""

@@ -151,14 +151,18 @@ def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
 
 def test_fast_path_never_changes_a_math_verify_verdict() -> None:
     golds = ["18", "1,000", "1000", "$1,000$", "0.5", "3.50", "-0", "0", "007", "1,2", "$18$", "18.0", "-7",
-             "123456789012345", "1234567890123456", "\\frac{36}{2}", "2"]  # fmt: skip
+             "123456789012345", "1234567890123456", "\\frac{36}{2}", "2", "\\frac{37}{8}", "\\frac{-14}{2}",
+             "-\\frac{3}{4}", "\\frac{0}{5}", "\\frac{1}{3}", "\\frac{6}{8}", "\\dfrac{3}{4}", "\\frac{3}{0}",
+             "\\frac{16}{8}"]  # fmt: skip
     answers = ["18", " 18 ", "18.0", "\\$18", "\\$ 18", "$18$", "-18", "\\text{18}", "\\text{ 18 }", "18.",
                "{18}", "1000", "1,000", "1{,}000", "1 000", "1\\,000", "1\\ 000", "\\text{1,000}", "1000.00",
                "0.50", "3.5", "0", "-0.0", "7", "-7", "007", "1,2", "1.2", "17", "19", "+18", "123456789012344",
                "1234567890123457", "18.000001", "18.0000001", "17.999999", "18.5", "-7.000", "0.000001",
                "\\frac{36}{2}", "\\dfrac{36}{2}", "\\tfrac{36}{2}", "\\frac{35}{2}", "\\frac{-14}{2}",
                "-\\frac{14}{2}", "\\frac{0}{5}", "\\frac{1}{0}", "\\frac{4}{2}", "\\frac{2000}{2}",
-               "\\frac{36}{2.0}", "\\frac 36 2", "\\frac{36}{2}.", "1/2"]  # fmt: skip
+               "\\frac{36}{2.0}", "\\frac 36 2", "\\frac{36}{2}.", "1/2", "\\frac{37}{8}", "\\frac{74}{16}",
+               "4.625", "\\frac{3}{4}", "-\\frac{3}{4}", "\\frac{-3}{4}", "\\frac{1}{3}", "\\frac{2}{6}",
+               "0.333333", "0.75", "-0.75", "\\frac{6}{8}", "\\dfrac{3}{4}", "2", "\\frac{16}{8}"]  # fmt: skip
     rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
     with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
         reference = slow.verify_many(rows)
@@ -176,6 +180,12 @@ def test_fast_path_never_changes_a_math_verify_verdict() -> None:
     assert fast._shortcut(("18", "18.0000001")) is None  # 7 decimals: math-verify rounds to 6
     assert fast._shortcut(("1234567890123456", "1234567890123457")) is None  # past 15 digits
     assert fast._shortcut(("0.5", "\\frac{1}{2}")) is None  # a decimal gold: left to math-verify
+    # a fraction gold against an integer or a fraction (both Rationals to math-verify)
+    assert fast._shortcut(("\\frac{37}{8}", "\\frac{74}{16}")) == fast._shortcut(("\\frac{16}{8}", "2"))
+    assert fast._shortcut(("\\frac{37}{8}", "\\frac{37}{8}")) == Verdict.passed("equal")
+    assert fast._shortcut(("-\\frac{3}{4}", "\\frac{3}{4}")) == wrong
+    assert fast._shortcut(("\\frac{37}{8}", "4.625")) is None  # a Float: math-verify rounds
+    assert fast._shortcut(("\\dfrac{3}{4}", "\\frac{3}{4}")) is None  # an unparsable gold
 
 
 def test_repeated_pairs_are_verified_once(verifier: MathVerifier) -> None:
