@@ -635,7 +635,8 @@ def _messages(table: pa.Table) -> pa.ChunkedArray:
 
 def _trace_table(out: Path, source: Path, work_name: str) -> pa.Table:
     """A work shard with its input rows' texts: FILTERED_SCHEMA's trace columns + the keys."""
-    table = _read_parquet(out / "work" / work_name)
+    extra = {f.name for f in WORK_EXTRA}  # the second pass's keys: not needed here
+    table = _read_present(out / "work" / work_name, [f.name for f in WORK_SCHEMA if f.name not in extra])
     if "completion" in table.column_names:  # a work shard of a JSONL input holds the texts itself
         return table
     source_table, _ = read_input(source)
