@@ -91,15 +91,7 @@ class DedupConfig(StrictModel):
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> _U64(33))
-    h = h * _U64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> _U64(33))
-
-
-def _fmix64_(h: np.ndarray) -> np.ndarray:
-    """`_fmix64` in place (on an array the caller owns): fewer temporary arrays."""
+    """MurmurHash3's 64-bit finaliser, in place (on an array the caller owns: no temporaries)."""
     tmp = h >> _U64(33)
     h ^= tmp
     h *= _U64(0xFF51AFD7ED558CCD)
@@ -178,7 +170,7 @@ def word_hashes(text: str) -> np.ndarray:
     out = prefix[ends]
     out -= prefix[starts]
     out *= inv[starts]
-    _fmix64_(out)
+    _fmix64(out)
     _last_words = (text, out)
     return out
 
@@ -205,7 +197,7 @@ def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
     for k in range(1, m):
         acc += np.multiply(words[k : k + count], _NGRAM_MULT[k % 5] + _U64(2 * (k // 5)), out=term)
     acc += _U64(m)
-    out = _fmix64_(acc)
+    out = _fmix64(acc)
     _last_grams = (words, n, out)
     return out
 

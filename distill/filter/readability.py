@@ -35,10 +35,10 @@ from pydantic import Field
 
 from distill.config import StrictModel
 from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, utf8, word_hashes
-from distill.generate.prompts import THINK_CLOSE, THINK_OPEN
+from distill.generate.prompts import assistant_text
 
 Row = Mapping[str, Any]
-_FRAME = len(f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n")  # the completion's characters around the parts
+_FRAME = len(assistant_text("", ""))  # the completion's characters around the parts
 
 
 class ReadabilityConfig(StrictModel):
@@ -83,7 +83,7 @@ def think_tags(row: Row, cfg: ReadabilityConfig) -> str | None:
         completion is not None
         and content is not None
         and len(completion) == len(reasoning) + len(content) + _FRAME
-        and completion == f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}"
+        and completion == assistant_text(reasoning, content)
         and "think>" not in reasoning
         and "think>" not in content
     ):
