@@ -63,7 +63,7 @@ class MathVerifyConfig(StrictModel):
         True,
         description="Answer without math-verify where its verdict is certain: the same plain number "
         "(1,000 == 1000.0), or an integer gold against a plain integer, fraction or decimal "
-        "(18 == \\frac{36}{2} != 18.5).",
+        "(18 == \\frac{36}{2} != 18.5) or an integer with text (18 == 18 \\text{ dollars}).",
     )
     start_method: Literal["forkserver", "spawn"] = Field(
         "forkserver", description="How worker processes start (forkserver preloads math-verify once)."
@@ -83,6 +83,15 @@ _PLAIN_INT = re.compile(r"-?\d{1,15}")  # no +, separators, $ or decimals: an In
 _PLAIN_DECIMAL = re.compile(r"-?\d{1,9}\.\d{1,6}")  # a Float; at most 6 decimals: its rounding is exact
 _PLAIN_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a Rational
 _GOLD_FRACTION = re.compile(r"(-?)\\frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a gold `\dfrac` does not parse
+# An integer in `\text{}`, or followed by one `\text{}` of words: `\text{18}`, `18 \text{ dollars}`.
+# Canonical integers only: math-verify reads `\text{007}` and `\text{-0}` as text, not as 7 and 0.
+_CANONICAL_INT = re.compile(r"-?[1-9]\d{0,14}|0")
+_TEXT_INT = re.compile(r"\\text\{ ?(-?[1-9]\d{0,14}|0) ?\}")
+_INT_WITH_WORDS = re.compile(r"(-?[1-9]\d{0,14}|0) ?\\text\{ ?([A-Za-z]+(?: [A-Za-z]+)*) ?\}")
+# Words that math-verify's normalisation rewrites before it drops a trailing `\text{}` (units):
+# `and`/`or` become a comma (a set), `percent`/`pct` a `%`, `inf` and `infinity` `\infty`, ` sqrt`
+# `\sqrt`. Any of them (in any case, anywhere in the text) leaves the pair to math-verify.
+_REWRITTEN_WORDS = re.compile(r"(?i)\b(?:and|or)\b|percent|pct|inf|sqrt")
 
 
 def _plain_rational(answer: str) -> Fraction | None:
@@ -93,6 +102,18 @@ def _plain_rational(answer: str) -> Fraction | None:
     if _PLAIN_INT.fullmatch(answer) or _PLAIN_DECIMAL.fullmatch(answer):
         return Fraction(answer)
     return _fraction(_PLAIN_FRACTION.fullmatch(answer))
+
+
+def _integer_with_text(answer: str) -> int | None:
+    """The integer of `\\text{18}` or of `18 \\text{ dollars}` (a trailing `\\text{}` of plain words,
+    which math-verify's unit normalisation drops), else None."""
+    m = _TEXT_INT.fullmatch(answer)
+    if m is not None:
+        return int(m.group(1))
+    m = _INT_WITH_WORDS.fullmatch(answer)
+    if m is None or _REWRITTEN_WORDS.search(m.group(2)):
+        return None
+    return int(m.group(1))
 
 
 def _fraction(m: re.Match[str] | None) -> Fraction | None:
@@ -324,7 +345,8 @@ class MathVerifier:
     def _shortcut(self, pair: Pair) -> Verdict | None:
         """math-verify's verdict where it cannot be anything else: PASS for the same plain number;
         against a plain integer gold, the verdict of an exact comparison with a plain integer,
-        fraction or short decimal answer (`_plain_rational`); against a plain `\\frac{a}{b}` gold,
+        fraction or short decimal answer (`_plain_rational`), or with an integer in `\\text{}` or
+        followed by a `\\text{}` of words (`_integer_with_text`, canonical gold only); against a plain `\\frac{a}{b}` gold,
         with a plain integer or fraction answer. Golds in any other form are left to math-verify
         (its gold parsing has quirks: `1,2` is 1.2, a bare `\\frac13` or `\\dfrac{1}{2}` does not parse)."""
         if not self.config.fast_path:
@@ -336,6 +358,9 @@ class MathVerifier:
         if _PLAIN_INT.fullmatch(gold):
             expected: Fraction | None = Fraction(int(gold))
             value = _plain_rational(answer)
+            if value is None and _CANONICAL_INT.fullmatch(gold) and "\\text" in answer:
+                number = _integer_with_text(answer)
+                value = None if number is None else Fraction(number)
         else:
             # a fraction gold is a Rational: against an Integer or a Rational math-verify compares
             # exactly; a decimal answer (a Float) it compares after rounding, left to it

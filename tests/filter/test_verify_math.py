@@ -162,7 +162,14 @@ def test_fast_path_never_changes_a_math_verify_verdict() -> None:
                "-\\frac{14}{2}", "\\frac{0}{5}", "\\frac{1}{0}", "\\frac{4}{2}", "\\frac{2000}{2}",
                "\\frac{36}{2.0}", "\\frac 36 2", "\\frac{36}{2}.", "1/2", "\\frac{37}{8}", "\\frac{74}{16}",
                "4.625", "\\frac{3}{4}", "-\\frac{3}{4}", "\\frac{-3}{4}", "\\frac{1}{3}", "\\frac{2}{6}",
-               "0.333333", "0.75", "-0.75", "\\frac{6}{8}", "\\dfrac{3}{4}", "2", "\\frac{16}{8}"]  # fmt: skip
+               "0.333333", "0.75", "-0.75", "\\frac{6}{8}", "\\dfrac{3}{4}", "2", "\\frac{16}{8}",
+               # an integer in \\text{} or with a \\text{} of words after it (units)
+               "\\text{ 18}", "\\text{17}", "\\text{-7}", "\\text{-0}", "\\text{0}", "\\text{007}", "\\text{7}",
+               "\\text{18.0}", "\\text{18 dollars}", "18 \\text{ dollars}", "18\\text{ dollars}", "18 \\text{dollars}",
+               "18\\text{m}", "17 \\text{ dollars}", "-7 \\text{ degrees}", "7 \\text{ degrees}", "0 \\text{ apples}",
+               "007 \\text{ apples}", "1000 \\text{ square feet}", "1,000 \\text{ dollars}", "18.0 \\text{ dollars}",
+               "18 \\text{ E}", "18 \\text{ or more}", "18 \\text{ and}", "18 \\text{percent}", "-7 \\text{percent}",
+               "-7\\text{ pct}", "18 \\text{ infants}", "18 \\text{ Or}"]  # fmt: skip
     rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
     with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
         reference = slow.verify_many(rows)
@@ -186,6 +193,13 @@ def test_fast_path_never_changes_a_math_verify_verdict() -> None:
     assert fast._shortcut(("-\\frac{3}{4}", "\\frac{3}{4}")) == wrong
     assert fast._shortcut(("\\frac{37}{8}", "4.625")) is None  # a Float: math-verify rounds
     assert fast._shortcut(("\\dfrac{3}{4}", "\\frac{3}{4}")) is None  # an unparsable gold
+    # an integer with text: `\\text{18}`, units after it; not words math-verify rewrites, not `007`
+    passed = Verdict.passed("equal")
+    assert fast._shortcut(("18", "18 \\text{ dollars}")) == fast._shortcut(("-7", "\\text{-7}")) == passed
+    assert fast._shortcut(("18", "17 \\text{ dollars}")) == fast._shortcut(("0", "\\text{7}")) == wrong
+    assert fast._shortcut(("18", "18 \\text{ or more}")) is None  # `or`: a set to math-verify
+    assert fast._shortcut(("-7", "-7 \\text{percent}")) is None  # a percentage to math-verify
+    assert fast._shortcut(("7", "\\text{007}")) is None and fast._shortcut(("007", "\\text{7}")) is None
 
 
 def test_repeated_pairs_are_verified_once(verifier: MathVerifier) -> None:
