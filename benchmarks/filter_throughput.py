@@ -49,6 +49,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -334,7 +335,8 @@ def dedup_quality(out: Path, truth: dict) -> dict:
     match: dict[str, str] = {}
     for r in rejected:
         if r["reject_stage"] == "dedup":
-            match[r["id"]] = r["reject_reason"].split(" of ", 1)[1].split(" ", 1)[0]
+            # `exact_duplicate: reasoning equals <id>`, `near_duplicate: reasoning ~ <id> (jaccard ~x)`
+            match[r["id"]] = re.search(r"(?:equals|~) (\S+)", r["reject_reason"]).group(1)
     # rows that reached the dedup stage: not rejected by the first pass (or the difficulty band)
     reached = {rid for rid, s in stage.items() if s in (None, "dedup", "select")}
 
@@ -350,7 +352,9 @@ def dedup_quality(out: Path, truth: dict) -> dict:
     distinct = [rid for rid in reached if rid not in in_near]
     false_pos = [rid for rid in distinct if rid in match]
     related = [(a, b) for a, b, _ in truth["related_pairs"] if a in reached and b in reached]
-    exact = sum("exact duplicate" in r["reject_reason"] for r in rejected if r["reject_stage"] == "dedup")
+    exact = sum(
+        r["reject_reason"].startswith("exact_duplicate") for r in rejected if r["reject_stage"] == "dedup"
+    )
     return {
         "planted_near_pairs": len(truth["near_pairs"]),
         "near_pairs_reaching_dedup": len(near),

@@ -30,6 +30,7 @@ class Keys:
     lengths: list[int] = field(default_factory=list)
     digests: list[bytes] = field(default_factory=list)
     signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint32))  # a row each
+    problems: dict[str, str] = field(default_factory=dict)  # prompt id -> problem (for dedup.prompts)
     bounds: list[tuple[int, int]] = field(default_factory=list)  # each work shard's [start, stop)
 
 
@@ -51,6 +52,29 @@ def pass_rates_of(keys: Keys) -> dict[str, float | None]:
     return {pid: (p / (p + f) if p + f else None) for pid, (p, f) in counts.items()}
 
 
+def _drop_duplicate_prompts(
+    keys: Keys, alive: list[int], cfg: FilterConfig, decisions: dict[str, tuple[str, str]]
+) -> list[int]:
+    """`dedup.prompts`: a prompt whose problem is a near duplicate (MinHash, as the reasoning) of an
+    earlier prompt's loses all its samples. Prompts come in the order of their most preferred
+    sample (`alive` is sorted), so the prompt with the best sample survives, as in `dedup_rows`."""
+    index = NearDedup(cfg.dedup.model_copy(update={"scope": "global"}))
+    duplicate_of: dict[str, str | None] = {}
+    for i in alive:
+        pid = keys.prompts[i]
+        if pid not in duplicate_of:
+            duplicate_of[pid] = index.add(pid, keys.problems.get(pid) or "")
+    survivors = []
+    for i in alive:
+        other = duplicate_of[keys.prompts[i]]
+        if other is None:
+            survivors.append(i)
+        else:
+            reason = f"near_duplicate_prompt: problem of {keys.prompts[i]} duplicates {other}"
+            decisions[keys.ids[i]] = ("dedup", reason)
+    return survivors
+
+
 def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     rates = pass_rates_of(keys)
     decisions: dict[str, tuple[str, str]] = {}
@@ -64,7 +88,10 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
             rate = rates.get(keys.prompts[i])
             if rate is None or not lo <= rate <= hi:
                 shown = "n/a" if rate is None else f"{rate:.2f}"
-                decisions[keys.ids[i]] = ("difficulty", f"pass rate {shown} outside [{lo}, {hi}]")
+                decisions[keys.ids[i]] = (
+                    "difficulty",
+                    f"outside_band: pass rate {shown} not in [{lo}, {hi}]",
+                )
             else:
                 survivors.append(i)
         alive = survivors
@@ -72,6 +99,8 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     # Preferred rows first: passing, then shortest, then by id. The first copy of a duplicate survives.
     alive.sort(key=lambda i: (keys.verdicts[i] != "pass", keys.lengths[i], keys.ids[i]))
     d = cfg.dedup
+    if d.prompts and alive:
+        alive = _drop_duplicate_prompts(keys, alive, cfg, decisions)
     exact = ExactDedup(d.scope) if d.exact else None
     near = NearDedup(d) if d.near else None
     # Rows that share no LSH band with another row never meet in the index: they skip it (same
@@ -84,10 +113,13 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     for i, may_match in zip(alive, shared, strict=True):
         rid, group = keys.ids[i], keys.prompts[i]
         if exact is not None and (other := exact.add_digest(rid, keys.digests[i], group)):
-            decisions[rid] = ("dedup", f"exact duplicate of {other}")
+            decisions[rid] = ("dedup", f"exact_duplicate: {d.field} equals {other}")
             continue
         if may_match and near is not None and (other := near.add_signature(rid, keys.signatures[i], group)):
-            decisions[rid] = ("dedup", f"near duplicate of {other} (jaccard ~{near.last_similarity:.2f})")
+            decisions[rid] = (
+                "dedup",
+                f"near_duplicate: {d.field} ~ {other} (jaccard ~{near.last_similarity:.2f})",
+            )
             continue
         survivors.append(i)
 

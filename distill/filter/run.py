@@ -40,6 +40,7 @@ from distill.filter.config import FilterConfig
 from distill.filter.decontam import DecontamConfig
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
+from distill.filter.reasons import reason_group
 from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
 from distill.filter.verifiers import Verifiers, verifier_of, warm_up
@@ -161,7 +162,7 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     with ProcessPoolExecutor(cfg.workers) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)
-        keys = _read_keys(out / "work", files, work)
+        keys = _read_keys(out / "work", files, work, problems=cfg.dedup.prompts)
         plan = make_plan(keys, cfg)
         counts = count_rows(keys, plan)
         from distill.filter.report import write_report
@@ -544,13 +545,19 @@ def _binary_rows(values: np.ndarray) -> pa.ChunkedArray:
 # --- pass 2 ------------------------------------------------------------------------------------
 
 
-def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
+def _read_keys(root: Path, files: list[Path], work: ShardStore, problems: bool = False) -> Keys:
+    """The work shards' small columns, concatenated; `problems`: also each prompt's problem (from
+    the work shard when it holds the texts, else from the input file: a small column)."""
     keys = Keys()
     cols = ["id", "prompt_id", "verdict", "reject_stage", "reject_reason", "_pref", "_digest", "_sig"]
     sigs = []
     for k in range(len(files)):
         path = root / shard_name(k, work.num_shards)
         t = _read_parquet(path, cols)
+        if problems:
+            prompt_ids = t.column("prompt_id").to_pylist()
+            for pid, problem in zip(prompt_ids, _problems(path, files[k], t), strict=True):
+                keys.problems.setdefault(pid, problem or "")
         keys.bounds.append((len(keys.ids), len(keys.ids) + t.num_rows))
         keys.ids += t.column("id").to_pylist()
         keys.prompts += t.column("prompt_id").to_pylist()
@@ -562,6 +569,17 @@ def _read_keys(root: Path, files: list[Path], work: ShardStore) -> Keys:
         sigs.append(b"".join(t.column("_sig").to_pylist()))
     keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), -1)
     return keys
+
+
+def _problems(work_path: Path, source: Path, keys: pa.Table) -> list[str | None]:
+    """The `problem` of each row of a work shard: its own column when it holds the texts, else the
+    input file's (its `problem` column alone when the rows match, else the file read as pass 3 does)."""
+    table = _read_present(work_path, ["problem"])
+    if not table.num_columns:
+        table = _read_present(source, ["id", "problem"]) if source.suffix == ".parquet" else None
+        if table is None or not table.column("id").equals(keys.column("id")):
+            table, _ = read_input(source)
+    return table.column("problem").to_pylist()
 
 
 def final_rejects(keys: Keys, plan: Plan) -> tuple[list[str | None], list[str | None]]:
@@ -592,7 +610,7 @@ def count_rows(keys: Keys, plan: Plan) -> dict[str, Any]:
             counts["kept_tokens"].append(tokens)
         else:
             counts["stages"][stage] += 1
-            counts["reasons"][f"{stage}: {reason.split(':')[0]}"] += 1
+            counts["reasons"][f"{stage}: {reason_group(stage, reason)}"] += 1
             counts["rejected_tokens"].append(tokens)
     counts["kept"] = len(counts["kept_tokens"])
     return counts

@@ -174,6 +174,16 @@ def test_report_funnel_and_manifest(traces, tmp_path):
     }
     assert report["funnel"][-1]["rows"] == report["kept"] == 3
     assert report["verdicts"] == {"error": 1, "fail": 2, "none": 1, "pass": 6}, report["verdicts"]
+    # reasons per kind, not per row: the duplicate's reason names the row it copies, the report not
+    assert report["reasons"] == {
+        "decontaminate: contaminated (bench.jsonl)": 1,
+        "verify: fail: wrong answer": 1,
+        "verify: fail: no final answer": 1,
+        "verify: error: no gold answer": 1,
+        "readability: language_mixing": 1,
+        "dedup: exact_duplicate": 1,
+        "select: max_per_prompt=1": 1,
+    }, report["reasons"]
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| verify | 3 | 6 |" in md
     for plot in report["plots"]:
@@ -206,9 +216,38 @@ def test_max_per_prompt_all_difficulty_band_and_pairs(traces, tmp_path):
     kept = sorted(r["id"] for r in read(tmp_path / "out" / "sft"))
     assert kept == ["a0", "a1"]  # p1 (pass rate 0.5) is inside the band; p2 (1.0) and e0 (none) are not
     why = {r["id"]: r["reject_reason"] for r in read(tmp_path / "out" / "rejects")}
-    assert why["b1"].startswith("pass rate 1.00 outside")
+    assert why["b1"] == "outside_band: pass rate 1.00 not in [0.5, 0.9]"
     pairs = read(tmp_path / "out" / "pairs")
     assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("a1", "a3")]  # longest failing sample
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_dedup_prompts_drops_every_sample_of_a_near_duplicate_problem(traces, tmp_path, fmt):
+    """`dedup.prompts`: p7 asks GSM8K's first question again, one word added (its own reasoning, a
+    right answer): its samples go, p1's stay. The prompt of the best sample survives (a1: passing,
+    500 tokens; p7's are longer). Off by default."""
+    _, bench, rows = traces
+    r, q = real_reasoning(), gsm8k(1)[0]["question"]
+    twins = [
+        trace(f"g{k}", "p7", k, r[9 - k], "\\boxed{18}", tokens=800 + k, problem=q + " Explain.")
+        for k in (0, 1)
+    ]
+    for row in twins:
+        row["answer"] = "18"
+    rows = rows + twins
+    path = tmp_path / f"traces.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(to_table(rows, TRACE_SCHEMA), path)
+    else:
+        path.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    cfg = config(path, tmp_path / "on", bench, max_per_prompt="all")
+    cfg.dedup.prompts = True
+    run_filter(cfg, log=lambda m: None)
+    why = {x["id"]: x["reject_reason"] for x in read(tmp_path / "on" / "rejects")}
+    assert why["g0"] == why["g1"] == "near_duplicate_prompt: problem of p7 duplicates p1"
+    assert {"a0", "a1"} <= {x["id"] for x in read(tmp_path / "on" / "sft")}
+    run_filter(config(path, tmp_path / "off", bench, max_per_prompt="all"), log=lambda m: None)
+    assert {"a0", "a1", "g0", "g1"} <= {x["id"] for x in read(tmp_path / "off" / "sft")}
 
 
 def test_bad_max_per_prompt_is_a_config_error(tmp_path):
