@@ -22,7 +22,8 @@ single process. Quality from the filter's own output: near-duplicate recall on t
 stage (passed verification and readability), false positives among the other rows that reach it.
 
 The reference, in the same run on --reference-rows rows (default 20,000: the 20k-row comparison
-is at the same rows; ~90 s): one process that reads the
+is at the same rows; ~90 s), between the first and the second distill run of the smallest size
+(so that the runs compared straddle it in time: the host drifts over minutes): one process that reads the
 same shards, runs math-verify sequentially on every row (open-r1's settings, parse + verify), the
 same readability checks (`check_readability`), exact dedup, datasketch `MinHash.update_batch` per
 document with Python word shingles (SHA1), one `MinHashLSH(threshold=0.8)`, keeps the shortest
@@ -511,32 +512,11 @@ def main() -> None:
     smallest = min(sizes)
     info = _corpus_info(*corpora[smallest])
 
-    runs = []
-    for n in sizes:
-        corpus, truth = corpora[n]
-        out = args.workdir / f"out-n{n}"
-        tries = []
-        for k in range(args.repeat):
-            print(f"distill filter on {n} rows ({k + 1} of {args.repeat}) ...", flush=True)
-            tries.append(run_distill(corpus, out, n, args.workers, args.recipe))
-        # the run of median wall time stands for the size; every run is kept
-        run = sorted(tries, key=lambda t: t["wall_s"])[len(tries) // 2]
-        run["repeats"] = [
-            {k: t[k] for k in ("wall_s", "traces_per_s", "cpu_s", "load_before")} for t in tries
-        ]
-        run["dedup"] = dedup_quality(out, truth)
-        run["verify_vs_planted"] = verify_agreement(out, truth)
-        runs.append(run)
-        print(f"  {run['traces_per_s']} traces/s, {run['cpu_s_per_1k_traces']} CPU-s per 1k, "
-              f"peak RSS {run['peak_rss_tree_mib']} MiB, recall {run['dedup']['recall']}, "
-              f"FP {run['dedup']['false_positive_rate']}", flush=True)  # fmt: skip
-        if not args.keep_outputs:
-            shutil.rmtree(out, ignore_errors=True)
-
-    ref = None
-    if args.reference_rows:
+    def measure_reference() -> dict:
         print(f"reference pipeline on {args.reference_rows} rows ...", flush=True)
+        started = round(time.time(), 1)
         ref = run_reference(corpora[smallest][0], args.reference_rows, args.workdir / "out-reference")
+        ref["started_at"] = started
         if args.reference_small:  # a second, smaller run: the reference's start-up vs per-row cost
             small = run_reference(corpora[smallest][0], args.reference_small, args.workdir / "out-reference")
             per_row = (ref["cpu_s"] - small["cpu_s"]) / (ref["rows"] - small["rows"])
@@ -552,6 +532,38 @@ def main() -> None:
             }
         if not args.keep_outputs:
             shutil.rmtree(args.workdir / "out-reference", ignore_errors=True)
+        return ref
+
+    # The reference runs between the first and the second distill run of the smallest size: the
+    # host drifts over minutes, and the runs compared then straddle it in time.
+    runs, ref = [], None
+    for n in sizes:
+        corpus, truth = corpora[n]
+        out = args.workdir / f"out-n{n}"
+        tries = []
+        for k in range(args.repeat):
+            print(f"distill filter on {n} rows ({k + 1} of {args.repeat}) ...", flush=True)
+            started = round(time.time(), 1)
+            tries.append(run_distill(corpus, out, n, args.workers, args.recipe))
+            tries[-1]["started_at"] = started
+            if n == smallest and k == 0 and args.reference_rows:
+                ref = measure_reference()
+        # the run of median wall time stands for the size; every run is kept
+        run = sorted(tries, key=lambda t: t["wall_s"])[len(tries) // 2]
+        run["repeats"] = [
+            {k: t[k] for k in ("wall_s", "traces_per_s", "cpu_s", "load_before", "started_at")} for t in tries
+        ]
+        run["dedup"] = dedup_quality(out, truth)
+        run["verify_vs_planted"] = verify_agreement(out, truth)
+        runs.append(run)
+        print(f"  {run['traces_per_s']} traces/s, {run['cpu_s_per_1k_traces']} CPU-s per 1k, "
+              f"peak RSS {run['peak_rss_tree_mib']} MiB, recall {run['dedup']['recall']}, "
+              f"FP {run['dedup']['false_positive_rate']}", flush=True)  # fmt: skip
+        if not args.keep_outputs:
+            shutil.rmtree(out, ignore_errors=True)
+
+    if ref is None and args.reference_rows:
+        ref = measure_reference()
     import datasketch
     import numpy as np
     import pyarrow
