@@ -86,3 +86,12 @@ def tune_for_streaming() -> None:
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         mallopt(M_TOP_PAD, TOP_PAD)
         mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def before_exit() -> None:
+    """At the very end of a CLI stage, after its output is written and its pools and workers are
+    closed: `gc.freeze()` what is still alive, so that the collections of interpreter shutdown
+    traverse nothing. After a 20k-row filter run the process holds matplotlib, pandas (pulled in
+    by pyarrow) and the rest: those collections took 0.15-0.2 s of wall clock between the last
+    output line and the exit (0.06 s with this)."""
+    gc.freeze()

@@ -39,7 +39,7 @@ def filter_command(
 ) -> None:
     """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,
     MinHash dedup and decontamination -> sft/, rejects/, report."""
-    from distill.memory import before_imports
+    from distill.memory import before_exit, before_imports
 
     before_imports()  # before anything imports pyarrow or numpy: see distill/memory.py
     from distill.config import load_stage_config
@@ -75,3 +75,4 @@ def filter_command(
         err=True,
     )
     typer.echo(str(summary.output / "sft"))
+    before_exit()
