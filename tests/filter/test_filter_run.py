@@ -221,11 +221,12 @@ def test_max_per_prompt_all_difficulty_band_and_pairs(traces, tmp_path):
     assert [(p["chosen_id"], p["rejected_id"]) for p in pairs] == [("a1", "a3")]  # longest failing sample
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "parquet with a bad row"])
 def test_dedup_prompts_drops_every_sample_of_a_near_duplicate_problem(traces, tmp_path, fmt):
     """`dedup.prompts`: p7 asks GSM8K's first question again, one word added (its own reasoning, a
     right answer): its samples go, p1's stay. The prompt of the best sample survives (a1: passing,
-    500 tokens; p7's are longer). Off by default."""
+    500 tokens; p7's are longer). Off by default. A Parquet input with a bad row (an empty
+    completion: a reject) has more rows than its work shard: its problems are read row by row."""
     _, bench, rows = traces
     r, q = real_reasoning(), gsm8k(1)[0]["question"]
     twins = [
@@ -235,8 +236,10 @@ def test_dedup_prompts_drops_every_sample_of_a_near_duplicate_problem(traces, tm
     for row in twins:
         row["answer"] = "18"
     rows = rows + twins
-    path = tmp_path / f"traces.{fmt}"
-    if fmt == "parquet":
+    if fmt == "parquet with a bad row":
+        rows = [{**rows[0], "id": "bad", "completion": ""}, *rows]
+    path = tmp_path / ("traces.jsonl" if fmt == "jsonl" else "traces.parquet")
+    if fmt != "jsonl":
         pq.write_table(to_table(rows, TRACE_SCHEMA), path)
     else:
         path.write_text("".join(json.dumps(x) + "\n" for x in rows))
