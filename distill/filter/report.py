@@ -33,8 +33,10 @@ def _quantiles(values: list[int]) -> dict[str, float | None]:
 
 
 def build_report(counts: dict[str, Any], plan: Plan) -> dict[str, Any]:
-    remaining = counts["rows"]
-    funnel = [{"stage": "input", "rows": remaining, "dropped": 0}]
+    # input: rows that are no usable trace (rejects.jsonl) or repeat an earlier row's id
+    dropped = counts["stages"].get("input", 0)
+    remaining = counts["rows"] - dropped
+    funnel = [{"stage": "input", "rows": remaining, "dropped": dropped}]
     for stage in STAGE_ORDER:
         dropped = counts["stages"].get(stage, 0)
         remaining -= dropped

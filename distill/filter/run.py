@@ -126,9 +126,11 @@ def _first_pass(
         warm_up(cfg.verify)  # beside this process's first read (the CLI starts it even earlier)
         pending: _FirstPass | None = None
         contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
+        seen = _ids_of_sealed(files, work, todo)  # row id -> the input file it first came from
         for k in todo:
             table, rejects, slim = read_first_pass(files[k])
             job = _FirstPass(k, files[k], table, rejects, cfg, slim)
+            job.mark_duplicates(seen)
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
@@ -140,6 +142,19 @@ def _first_pass(
             pending = job
         if pending is not None:
             seal(pending)
+
+
+def _ids_of_sealed(files: list[Path], work: ShardStore, todo: list[int]) -> dict[str, str]:
+    """The row ids of the input files whose first pass a run before this one finished (resumed):
+    a later file's copy of one of them is still a duplicate."""
+    seen: dict[str, str] = {}
+    pending = set(todo)
+    for k in range(len(files)):
+        if k not in pending:
+            ids = _read_parquet(work.root / shard_name(k, work.num_shards), ["id"]).column("id")
+            for rid in ids.to_pylist():
+                seen.setdefault(rid, files[k].name)
+    return seen
 
 
 def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
@@ -164,7 +179,12 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
             _first_pass(files, todo, work, cfg, pool, progress, log)
         keys = _read_keys(out / "work", files, work, problems=cfg.dedup.prompts)
         plan = make_plan(keys, cfg)
-        counts = count_rows(keys, plan)
+        input_rejects = [
+            r
+            for k in range(len(files))
+            for r in work.shards.get(shard_name(k, len(files)), {}).get("input_reject_rows", [])
+        ]
+        counts = count_rows(keys, plan, input_rejects)
         from distill.filter.report import write_report
 
         # the plots take seconds of CPU: drawn here while the workers write sft/ and rejects/
@@ -178,11 +198,6 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
             keys,
             meanwhile=lambda: write_report(out, counts, plan, cfg),
         )
-    input_rejects = [
-        r
-        for k in range(len(files))
-        for r in work.shards.get(shard_name(k, len(files)), {}).get("input_reject_rows", [])
-    ]
     _write_input_rejects(out, files, input_rejects)
     manifest = _write_manifest(out, identity, cfg, files, report)
     if not cfg.keep_work:
@@ -389,6 +404,19 @@ class _FirstPass:
                 if _blank_answer(row) and verifier_of(row, cfg.verify) == "math"
             )
         self.contaminated: list[str | None] = []
+        self.duplicates: list[str | None] = [None] * len(self.rows)
+
+    def mark_duplicates(self, seen: dict[str, str]) -> None:
+        """Rows whose id an earlier row has (in this file or an earlier one): reject stage `input`.
+        Every decision of the second pass is keyed by id, so a second row with the same id would
+        share the first one's fate; it goes to rejects/ with its texts instead."""
+        name = self.path.name
+        for i, rid in enumerate(self.table.column("id").to_pylist()):
+            first = seen.get(rid)
+            if first is None:
+                seen[rid] = name
+            else:
+                self.duplicates[i] = f"duplicate_id: {rid!r} first in {first}"
 
     def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
         if self.slim:
@@ -420,6 +448,8 @@ class _FirstPass:
     def _first_stage(self, i: int) -> tuple[str, str] | None:
         """The reject stage and reason from decontamination and verification, if any."""
         v = self.verdicts[i]
+        if self.duplicates[i]:
+            return "input", self.duplicates[i]
         if self.contaminated[i]:
             return "decontaminate", self.contaminated[i]
         if v is not None and v.status == "fail":
@@ -592,14 +622,16 @@ def final_rejects(keys: Keys, plan: Plan) -> tuple[list[str | None], list[str | 
     return stages, reasons
 
 
-def count_rows(keys: Keys, plan: Plan) -> dict[str, Any]:
-    """The report's counts, from the small columns alone."""
+def count_rows(keys: Keys, plan: Plan, input_rejects: list[dict] | None = None) -> dict[str, Any]:
+    """The report's counts, from the small columns alone. `input_rejects`: the input rows that
+    were not usable traces (`rejects.jsonl`): counted in the `input` stage."""
     stages, reasons = final_rejects(keys, plan)
+    input_rejects = input_rejects or []
     counts: dict[str, Any] = {
-        "rows": len(keys.ids),
+        "rows": len(keys.ids) + len(input_rejects),
         "kept": 0,
-        "stages": Counter(),
-        "reasons": Counter(),
+        "stages": Counter({"input": len(input_rejects)} if input_rejects else {}),
+        "reasons": Counter(f"input: {reason_group('input', r['reason'])}" for r in input_rejects),
         "verdicts": Counter(v or "none" for v in keys.verdicts),
         "kept_tokens": [],
         "rejected_tokens": [],
@@ -729,9 +761,9 @@ class _OutputShard:
         table = _trace_table(self.out, self.source, self.work_name)
         pair_rows = {}
         if self.pair_ids:
-            ids = table.column("id").to_pylist()
-            wanted = set(self.pair_ids)
-            take = [i for i, rid in enumerate(ids) if rid in wanted]
+            ids, stages = table.column("id").to_pylist(), table.column("reject_stage").to_pylist()
+            wanted = set(self.pair_ids)  # not a later row with a pair row's id (stage input)
+            take = [i for i, rid in enumerate(ids) if rid in wanted and stages[i] != "input"]
             for row in table.select(["id", "prompt", "reasoning", "content"]).take(take).to_pylist():
                 pair_rows[row["id"]] = row
         if not self.write:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -141,7 +142,7 @@ def test_every_row_is_kept_or_rejected_with_its_reason(traces, tmp_path):
     # the broken input line is recorded, not lost
     bad = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
     assert len(bad) == 1 and bad[0]["line"] == 11 and bad[0]["reason"].startswith("malformed JSON")
-    assert summary.kept == 3 and summary.rows == 10
+    assert summary.kept == 3 and summary.rows == 11  # the broken line counts as an input row
 
 
 def test_sft_rows_carry_messages_with_the_reasoning(traces, tmp_path):
@@ -164,7 +165,7 @@ def test_report_funnel_and_manifest(traces, tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     funnel = {f["stage"]: f["dropped"] for f in report["funnel"]}
     assert funnel == {
-        "input": 0,
+        "input": 1,  # the broken line (rejects.jsonl)
         "decontaminate": 1,
         "verify": 3,
         "readability": 1,
@@ -176,6 +177,7 @@ def test_report_funnel_and_manifest(traces, tmp_path):
     assert report["verdicts"] == {"error": 1, "fail": 2, "none": 1, "pass": 6}, report["verdicts"]
     # reasons per kind, not per row: the duplicate's reason names the row it copies, the report not
     assert report["reasons"] == {
+        "input: malformed JSON": 1,
         "decontaminate: contaminated (bench.jsonl)": 1,
         "verify: fail: wrong answer": 1,
         "verify: fail: no final answer": 1,
@@ -189,7 +191,7 @@ def test_report_funnel_and_manifest(traces, tmp_path):
     for plot in report["plots"]:
         assert (tmp_path / "out" / plot).read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["totals"] == {"rows": 10, "kept": 3, "rejected": 7}
+    assert manifest["complete"] and manifest["totals"] == {"rows": 11, "kept": 3, "rejected": 8}
     assert not (tmp_path / "out" / "work").exists()
 
 
@@ -339,3 +341,43 @@ def test_parquet_with_an_empty_completion_is_read_again_the_strict_way(traces, t
         assert "b1" not in {x[0] for x in outputs[name][0] + outputs[name][1]}
     assert outputs["parquet"][:2] == outputs["jsonl"][:2]
     assert len(outputs["parquet"][0]) + len(outputs["parquet"][1]) == len(rows) - 1
+
+
+def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
+    """Every second-pass decision is keyed by row id: a second row with a kept row's id would be
+    kept or dropped with it. It goes to rejects/ (texts and all) with stage `input`, whether it
+    repeats an id of its own file (Parquet) or of an earlier one (JSONL), also after a resume."""
+    _, bench, _ = traces
+    r, q = real_reasoning(), gsm8k(2)
+    first = [
+        trace("x", "p1", 0, r[0], "\\boxed{18}", tokens=500, problem=q[0]["question"]),
+        trace("y", "p2", 0, r[1], "\\boxed{3}", tokens=500, problem=q[1]["question"]),
+        trace("y", "p2", 1, r[2], "\\boxed{3}", tokens=400, problem=q[1]["question"]),  # same file
+    ]
+    second = [trace("x", "p1", 1, r[3], "\\boxed{18}", tokens=300, problem=q[0]["question"])]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(to_table(first, TRACE_SCHEMA), folder / "a.parquet")
+    (folder / "b.jsonl").write_text(json.dumps(second[0]) + "\n")
+    cfg = config(folder, tmp_path / "out", bench)
+    cfg.keep_work = True
+    summary = run_filter(cfg, log=lambda m: None)
+    kept = {(x["id"], x["sample_index"]) for x in read(tmp_path / "out" / "sft")}
+    rejected = {(x["id"], x["sample_index"]): x for x in read(tmp_path / "out" / "rejects")}
+    assert kept == {("x", 0), ("y", 0)}  # the first row of each id, though the copies are shorter
+    for key, where in ((("y", 1), "a.parquet"), (("x", 1), "a.parquet")):
+        assert rejected[key]["reject_stage"] == "input"
+        assert rejected[key]["reject_reason"] == f"duplicate_id: {key[0]!r} first in {where}"
+        assert rejected[key]["reasoning"]  # the row itself, not only its id
+    assert summary.funnel[0] == {"stage": "input", "rows": 2, "dropped": 2}
+    # as if the run had died after the first file: b.jsonl's x is still a repeat of a.parquet's
+    (tmp_path / "out" / "manifest.json").unlink()
+    (tmp_path / "out" / "work" / "data" / "train-00001-of-00002.parquet").unlink()
+    for done in ("sft", "rejects"):  # written after the first pass only
+        shutil.rmtree(tmp_path / "out" / done)
+    logs: list[str] = []
+    run_filter(cfg, log=logs.append)
+    assert any("resuming: 1 of 2 input files" in m for m in logs)
+    assert {(x["id"], x["sample_index"]) for x in read(tmp_path / "out" / "sft")} == kept
+    again = {(x["id"], x["sample_index"]): x["reject_reason"] for x in read(tmp_path / "out" / "rejects")}
+    assert again[("x", 1)] == "duplicate_id: 'x' first in a.parquet"
