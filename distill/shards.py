@@ -172,8 +172,11 @@ class ShardStore:
 
     def open(self) -> None:
         """Create the folder, refuse a different identity, load what earlier runs sealed."""
-        (self.root / WORKER_DIR).mkdir(parents=True, exist_ok=True)
-        (self.root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / WORKER_DIR).mkdir(parents=True, exist_ok=True)
+            (self.root / DATA_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, a read-only disk
+            raise UserError(f"cannot create the output folder {self.root}: {exc.strerror}") from None
         for path, manifest in self._all_manifests():
             if manifest.get("identity") != self.identity:
                 raise UserError(self._mismatch(path, manifest.get("identity") or {}))

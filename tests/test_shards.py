@@ -78,3 +78,9 @@ def test_open_removes_only_this_workers_partial_files(tmp_path):
         p.write_bytes(b"partial")
     ShardStore(tmp_path, {"v": 1}, num_shards=4, worker_index=0, num_workers=2).open()
     assert not mine.exists() and theirs.exists()  # worker 1 may be writing shard 1 right now
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(UserError, match=r"cannot create the output folder .*taken"):
+        ShardStore(tmp_path / "taken" / "work", {"stage": "t"}, 1).open()

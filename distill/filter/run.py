@@ -45,7 +45,7 @@ from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
 from distill.filter.verifiers import Verifiers, verifier_of, warm_up
 from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
-from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
+from distill.schema import DOMAINS, FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
     MANIFEST,
     ShardStore,
@@ -130,7 +130,7 @@ def _first_pass(
         for k in todo:
             table, rejects, slim = read_first_pass(files[k])
             job = _FirstPass(k, files[k], table, rejects, cfg, slim)
-            job.mark_duplicates(seen)
+            job.mark_input_rejects(seen)
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
@@ -177,7 +177,7 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     with ProcessPoolExecutor(cfg.workers) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)
-        keys = _read_keys(out / "work", files, work, problems=cfg.dedup.prompts)
+        keys = _read_keys(out / "work", files, work, cfg.dedup.num_perm, problems=cfg.dedup.prompts)
         plan = make_plan(keys, cfg)
         input_rejects = [
             r
@@ -185,6 +185,8 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
             for r in work.shards.get(shard_name(k, len(files)), {}).get("input_reject_rows", [])
         ]
         counts = count_rows(keys, plan, input_rejects)
+        if not counts["rows"]:
+            log(f"warning: {cfg.input} has no trace rows: the output is empty")
         from distill.filter.report import write_report
 
         # the plots take seconds of CPU: drawn here while the workers write sft/ and rejects/
@@ -404,19 +406,23 @@ class _FirstPass:
                 if _blank_answer(row) and verifier_of(row, cfg.verify) == "math"
             )
         self.contaminated: list[str | None] = []
-        self.duplicates: list[str | None] = [None] * len(self.rows)
+        self.input_stage: list[str | None] = [None] * len(self.rows)  # `mark_input_rejects`
 
-    def mark_duplicates(self, seen: dict[str, str]) -> None:
-        """Rows whose id an earlier row has (in this file or an earlier one): reject stage `input`.
-        Every decision of the second pass is keyed by id, so a second row with the same id would
-        share the first one's fate; it goes to rejects/ with its texts instead."""
+    def mark_input_rejects(self, seen: dict[str, str]) -> None:
+        """Reject stage `input` for rows that are traces but not usable ones: an id an earlier row
+        has (in this file or an earlier one; every decision of the second pass is keyed by id, so
+        the second row would share the first one's fate), or a domain outside DOMAINS (no verifier
+        would look at it). They go to rejects/ with their texts."""
         name = self.path.name
-        for i, rid in enumerate(self.table.column("id").to_pylist()):
+        for i, row in enumerate(self.rows):
+            rid, domain = row["id"], row.get("domain")
             first = seen.get(rid)
             if first is None:
                 seen[rid] = name
             else:
-                self.duplicates[i] = f"duplicate_id: {rid!r} first in {first}"
+                self.input_stage[i] = f"duplicate_id: {rid!r} first in {first}"
+            if domain not in DOMAINS and self.input_stage[i] is None:
+                self.input_stage[i] = f"unknown_domain: {domain!r} (known: {', '.join(DOMAINS)})"
 
     def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
         if self.slim:
@@ -448,8 +454,8 @@ class _FirstPass:
     def _first_stage(self, i: int) -> tuple[str, str] | None:
         """The reject stage and reason from decontamination and verification, if any."""
         v = self.verdicts[i]
-        if self.duplicates[i]:
-            return "input", self.duplicates[i]
+        if self.input_stage[i]:
+            return "input", self.input_stage[i]
         if self.contaminated[i]:
             return "decontaminate", self.contaminated[i]
         if v is not None and v.status == "fail":
@@ -575,7 +581,9 @@ def _binary_rows(values: np.ndarray) -> pa.ChunkedArray:
 # --- pass 2 ------------------------------------------------------------------------------------
 
 
-def _read_keys(root: Path, files: list[Path], work: ShardStore, problems: bool = False) -> Keys:
+def _read_keys(
+    root: Path, files: list[Path], work: ShardStore, num_perm: int, problems: bool = False
+) -> Keys:
     """The work shards' small columns, concatenated; `problems`: also each prompt's problem (from
     the work shard when it holds the texts, else from the input file: a small column)."""
     keys = Keys()
@@ -597,7 +605,7 @@ def _read_keys(root: Path, files: list[Path], work: ShardStore, problems: bool =
         keys.lengths += t.column("_pref").to_pylist()
         keys.digests += t.column("_digest").to_pylist()
         sigs.append(b"".join(t.column("_sig").to_pylist()))
-    keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), -1)
+    keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), num_perm)
     return keys
 
 

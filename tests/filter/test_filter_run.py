@@ -255,6 +255,18 @@ def test_dedup_prompts_drops_every_sample_of_a_near_duplicate_problem(traces, tm
     assert {"a0", "a1", "g0", "g1"} <= {x["id"] for x in read(tmp_path / "off" / "sft")}
 
 
+def test_an_empty_input_gives_an_empty_complete_output(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    logs: list[str] = []
+    summary = run_filter(
+        config(tmp_path / "empty.jsonl", tmp_path / "out", tmp_path / "none"), log=logs.append
+    )
+    assert summary.rows == summary.kept == 0
+    assert any("no trace rows" in m for m in logs)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["totals"] == {"rows": 0, "kept": 0, "rejected": 0}
+
+
 def test_bad_max_per_prompt_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="max_per_prompt"):
         load_stage_config("filter", None, {"select.max_per_prompt": 0})
@@ -346,7 +358,8 @@ def test_parquet_with_an_empty_completion_is_read_again_the_strict_way(traces, t
 def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
     """Every second-pass decision is keyed by row id: a second row with a kept row's id would be
     kept or dropped with it. It goes to rejects/ (texts and all) with stage `input`, whether it
-    repeats an id of its own file (Parquet) or of an earlier one (JSONL), also after a resume."""
+    repeats an id of its own file (Parquet) or of an earlier one (JSONL), also after a resume.
+    So does a row of an unknown domain."""
     _, bench, _ = traces
     r, q = real_reasoning(), gsm8k(2)
     first = [
@@ -354,6 +367,7 @@ def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
         trace("y", "p2", 0, r[1], "\\boxed{3}", tokens=500, problem=q[1]["question"]),
         trace("y", "p2", 1, r[2], "\\boxed{3}", tokens=400, problem=q[1]["question"]),  # same file
     ]
+    first.append(trace("z", "p3", 0, r[4], "It is blue.", domain="chemistry", problem="What color?"))
     second = [trace("x", "p1", 1, r[3], "\\boxed{18}", tokens=300, problem=q[0]["question"])]
     folder = tmp_path / "in"
     folder.mkdir()
@@ -369,7 +383,10 @@ def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
         assert rejected[key]["reject_stage"] == "input"
         assert rejected[key]["reject_reason"] == f"duplicate_id: {key[0]!r} first in {where}"
         assert rejected[key]["reasoning"]  # the row itself, not only its id
-    assert summary.funnel[0] == {"stage": "input", "rows": 2, "dropped": 2}
+    # a domain no verifier knows is no usable trace either (it would be kept unverified)
+    assert rejected[("z", 0)]["reject_stage"] == "input"
+    assert rejected[("z", 0)]["reject_reason"].startswith("unknown_domain: 'chemistry' (known: math,")
+    assert summary.funnel[0] == {"stage": "input", "rows": 2, "dropped": 3}
     # as if the run had died after the first file: b.jsonl's x is still a repeat of a.parquet's
     (tmp_path / "out" / "manifest.json").unlink()
     (tmp_path / "out" / "work" / "data" / "train-00001-of-00002.parquet").unlink()
