@@ -636,10 +636,12 @@ def main() -> None:
         print(f"  reference       {ref['rows']:>7} rows: {ref['traces_per_s']:>7} traces/s wall, "
               f"{ref['cpu_s_per_1k_traces']:>6} CPU-s/1k, peak RSS {ref['peak_rss_tree_mib']} MiB")  # fmt: skip
         for rows, x in result["speedup"].items():
-            print(f"  speedup at {rows} rows: {x['wall']}x wall, {x['per_cpu_s']}x per CPU-s "
-                  f"({x['per_cpu_s_vs_reference_marginal']}x against the reference's per-row CPU; "
-                  f"{x['wall_vs_reference_at_same_rows']}x wall against the reference extrapolated "
-                  f"to {rows} rows)")  # fmt: skip
+            extra = ""
+            if x["per_cpu_s_vs_reference_marginal"] is not None:  # needs --reference-small
+                extra = (f" ({x['per_cpu_s_vs_reference_marginal']}x against the reference's per-row CPU; "
+                         f"{x['wall_vs_reference_at_same_rows']}x wall against the reference extrapolated "
+                         f"to {rows} rows)")  # fmt: skip
+            print(f"  speedup at {rows} rows: {x['wall']}x wall, {x['per_cpu_s']}x per CPU-s{extra}")
 
 
 def _corpus_info(root: Path, truth: dict) -> dict:
