@@ -42,9 +42,13 @@ class Plan:
 
 
 def pass_rates_of(keys: Keys) -> dict[str, float | None]:
+    """passed / (passed + failed) per prompt, over its samples, rejected ones too (the teacher's
+    success rate), but not rows rejected at input (a repeated id: no sample of its own)."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for pid, verdict in zip(keys.prompts, keys.verdicts, strict=True):
+    for pid, verdict, stage in zip(keys.prompts, keys.verdicts, keys.stage1, strict=True):
         c = counts[pid]
+        if stage == "input":
+            continue
         if verdict == "pass":
             c[0] += 1
         elif verdict == "fail":

@@ -452,7 +452,7 @@ class _FirstPass:
                 self.rows[i]["reasoning"] = column[i].as_py()
 
     def _first_stage(self, i: int) -> tuple[str, str] | None:
-        """The reject stage and reason from decontamination and verification, if any."""
+        """The reject stage and reason from the input checks, decontamination and verification."""
         v = self.verdicts[i]
         if self.input_stage[i]:
             return "input", self.input_stage[i]

@@ -368,7 +368,7 @@ def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
         trace("y", "p2", 1, r[2], "\\boxed{3}", tokens=400, problem=q[1]["question"]),  # same file
     ]
     first.append(trace("z", "p3", 0, r[4], "It is blue.", domain="chemistry", problem="What color?"))
-    second = [trace("x", "p1", 1, r[3], "\\boxed{18}", tokens=300, problem=q[0]["question"])]
+    second = [trace("x", "p1", 1, r[3], "\\boxed{17}", tokens=300, problem=q[0]["question"])]
     folder = tmp_path / "in"
     folder.mkdir()
     pq.write_table(to_table(first, TRACE_SCHEMA), folder / "a.parquet")
@@ -379,6 +379,8 @@ def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
     kept = {(x["id"], x["sample_index"]) for x in read(tmp_path / "out" / "sft")}
     rejected = {(x["id"], x["sample_index"]): x for x in read(tmp_path / "out" / "rejects")}
     assert kept == {("x", 0), ("y", 0)}  # the first row of each id, though the copies are shorter
+    rates = {x["id"]: x["pass_rate"] for x in read(tmp_path / "out" / "sft")}
+    assert rates["x"] == 1.0  # the copy's wrong answer is no sample of p1
     for key, where in ((("y", 1), "a.parquet"), (("x", 1), "a.parquet")):
         assert rejected[key]["reject_stage"] == "input"
         assert rejected[key]["reject_reason"] == f"duplicate_id: {key[0]!r} first in {where}"
