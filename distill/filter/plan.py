@@ -145,7 +145,7 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     if cfg.select.preference_pairs:
         failing: dict[str, list[int]] = defaultdict(list)
         for i, verdict in enumerate(keys.verdicts):
-            if verdict == "fail":
+            if verdict == "fail" and keys.stage1[i] != "input":  # not a copy with a repeated id
                 failing[keys.prompts[i]].append(i)
         for pid, rows in kept.items():
             chosen = next((i for i in rows if keys.verdicts[i] == "pass"), None)

@@ -373,9 +373,10 @@ def test_a_repeated_id_is_an_input_reject_not_a_shared_fate(traces, tmp_path):
     folder.mkdir()
     pq.write_table(to_table(first, TRACE_SCHEMA), folder / "a.parquet")
     (folder / "b.jsonl").write_text(json.dumps(second[0]) + "\n")
-    cfg = config(folder, tmp_path / "out", bench)
+    cfg = config(folder, tmp_path / "out", bench, preference_pairs=True)
     cfg.keep_work = True
     summary = run_filter(cfg, log=lambda m: None)
+    assert not (tmp_path / "out" / "pairs").exists()  # the copy's wrong answer is no rejected sample
     kept = {(x["id"], x["sample_index"]) for x in read(tmp_path / "out" / "sft")}
     rejected = {(x["id"], x["sample_index"]): x for x in read(tmp_path / "out" / "rejects")}
     assert kept == {("x", 0), ("y", 0)}  # the first row of each id, though the copies are shorter
