@@ -7,6 +7,7 @@ commands, so `distill --help` stays instant.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -50,8 +51,14 @@ def _register() -> None:
 _register()
 
 
+INTERRUPTED = "interrupted: run the same command again to resume where it stopped"
+
+
 def main() -> None:
-    """Entry point: user errors become one red line and exit code 2, never a traceback."""
+    """Entry point: user errors become one red line and exit code 2, never a traceback. SIGTERM
+    (`kill`, `docker stop`, a batch scheduler) stops a stage the way Ctrl-C does: its `with`
+    blocks close its worker processes and files, and a rerun resumes."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()
     except UserError as exc:
@@ -59,9 +66,13 @@ def main() -> None:
 
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # outside a command (Typer handles it inside one: below)
+        print(INTERRUPTED, file=sys.stderr)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Typer turns Ctrl-C inside a command into exit code 130, silently
+            print(INTERRUPTED, file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

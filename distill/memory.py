@@ -33,6 +33,7 @@ import ctypes
 import ctypes.util
 import gc
 import os
+import signal
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
@@ -95,3 +96,22 @@ def before_exit() -> None:
     by pyarrow) and the rest: those collections took 0.15-0.2 s of wall clock between the last
     output line and the exit (0.06 s with this)."""
     gc.freeze()
+
+
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def die_with_parent() -> None:
+    """In a worker process (a `ProcessPoolExecutor` initializer): be killed when the process that
+    forked it dies, even by SIGKILL or the OOM killer; otherwise the worker would wait for tasks
+    forever, holding its memory and the parent's inherited pipes (which keep multiprocessing's
+    forkserver alive too). Linux only; elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the prctl: nobody will send the signal
+        os._exit(1)

@@ -87,3 +87,24 @@ def test_changed_sampling_into_existing_folder_is_refused(tmp_path):
     assert list((tmp_path / "o" / "manifests").glob("worker-*.json"))
     out = run(*args, "--temperature", "0.9")
     assert out.returncode == 2 and "different settings" in out.stderr and "temperature" in out.stderr
+
+
+def test_ctrl_c_in_a_command_says_how_to_resume(monkeypatch, capsys):
+    """Typer turns a KeyboardInterrupt inside a command into exit code 130 without a word; the
+    CLI says what to do (every stage resumes)."""
+    import typer
+
+    from distill import cli
+
+    app = typer.Typer()
+
+    @app.command()
+    def slow() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(sys, "argv", ["distill"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 130
+    assert "interrupted: run the same command again to resume" in capsys.readouterr().err

@@ -45,6 +45,7 @@ from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
 from distill.filter.verdict import Verdict
 from distill.filter.verifiers import Verifiers, verifier_of, warm_up
 from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
+from distill.memory import die_with_parent
 from distill.schema import DOMAINS, FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
     MANIFEST,
@@ -174,7 +175,7 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
     if summary.resumed_shards:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
-    with ProcessPoolExecutor(cfg.workers) as pool:
+    with ProcessPoolExecutor(cfg.workers, initializer=die_with_parent) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)
         keys = _read_keys(out / "work", files, work, cfg.dedup.num_perm, problems=cfg.dedup.prompts)

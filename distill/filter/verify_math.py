@@ -200,6 +200,15 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise _SoftTimeout
 
 
+def _next_chunk(conn: Any) -> list[Pair] | None:
+    """The next chunk, or None to stop: asked to, or the parent is gone (killed: its end of the
+    pipe closed), which is no error of this worker's to print."""
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
 def _worker_main(conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s: float | None) -> None:
     """Serve chunks of (gold, answer) pairs until None; `progress` = [item index or -1, start time]."""
     if memory_mb:
@@ -212,7 +221,7 @@ def _worker_main(conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" warnings
     checker = _Checker()
     checker.check("1", "1")  # warm up the LaTeX parser
-    while (chunk := conn.recv()) is not None:
+    while (chunk := _next_chunk(conn)) is not None:
         out: list[Outcome] = []
         for i, (gold, answer) in enumerate(chunk):
             progress[1] = time.monotonic()
