@@ -77,12 +77,8 @@ def tune_for_streaming() -> None:
     gc.freeze()  # what is alive now (modules, config) is never traversed again
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_THRESHOLD, older, oldest)
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):  # not glibc
-            return
+    if (libc := _libc()) is not None and hasattr(libc, "mallopt"):  # glibc
+        mallopt = libc.mallopt
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         mallopt(M_TOP_PAD, TOP_PAD)
@@ -101,17 +97,24 @@ def before_exit() -> None:
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 
 
-def die_with_parent() -> None:
-    """In a worker process (a `ProcessPoolExecutor` initializer): be killed when the process that
-    forked it dies, even by SIGKILL or the OOM killer; otherwise the worker would wait for tasks
-    forever, holding its memory and the parent's inherited pipes (which keep multiprocessing's
-    forkserver alive too). Linux only; elsewhere nothing."""
-    if not sys.platform.startswith("linux"):
+def die_with_parent(parent: int) -> None:
+    """In a worker process (a `ProcessPoolExecutor` initializer, `initargs=(os.getpid(),)`): be
+    killed when the process that forked it dies, even by SIGKILL or the OOM killer; otherwise the
+    worker would wait for tasks forever, holding its memory and the parent's inherited pipes
+    (which keep multiprocessing's forkserver alive too). Linux only; elsewhere nothing."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "prctl"):
         return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before the prctl: nobody will send the signal
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the prctl: nobody will send the signal
         os._exit(1)
+
+
+def _libc() -> ctypes.CDLL | None:
+    """The C library on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache, partial
 from types import ModuleType
@@ -466,6 +466,30 @@ def _prepare(
     return digests, minhash_signatures(texts, ngram, num_perm, seed) if near else None
 
 
+def exact_duplicate_reason(field: str, other: str) -> str:
+    return f"exact_duplicate: {field} equals {other}"
+
+
+def near_duplicate_reason(field: str, other: str, similarity: float) -> str:
+    return f"near_duplicate: {field} ~ {other} (jaccard ~{similarity:.2f})"
+
+
+def prompt_duplicate_reason(prompt: str, other: str) -> str:
+    return f"near_duplicate_prompt: problem of {prompt} duplicates {other}"
+
+
+def duplicate_prompts(problems: Iterable[tuple[str, str]], cfg: DedupConfig) -> dict[str, str | None]:
+    """`dedup.prompts`: (prompt id, problem) in preference order -> for each prompt, the earlier
+    prompt whose problem it near-duplicates (MinHash as for the texts, across all prompts), or None.
+    A prompt's first pair decides; later pairs of the same prompt are skipped."""
+    index = NearDedup(cfg.model_copy(update={"scope": "global"}))
+    out: dict[str, str | None] = {}
+    for pid, problem in problems:
+        if pid not in out:
+            out[pid] = index.add(pid, problem)
+    return out
+
+
 def dedup_rows(
     rows: Sequence[Mapping[str, Any]], cfg: DedupConfig | None = None, processes: int = 1, chunk: int = 256
 ) -> list[str | None]:
@@ -479,12 +503,11 @@ def dedup_rows(
         _prepare, exact=cfg.exact, near=cfg.near, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed
     )
     parts = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
-    dup_prompts: dict[str, str] = {}
-    if cfg.prompts:
-        prompt_index = NearDedup(cfg.model_copy(update={"scope": "global"}))
-        for row in rows:
-            if (pid := row["prompt_id"]) not in dup_prompts:
-                dup_prompts[pid] = prompt_index.add(pid, row.get("problem") or "") or ""
+    dup_prompts = (
+        duplicate_prompts(((row["prompt_id"], row.get("problem") or "") for row in rows), cfg)
+        if cfg.prompts
+        else {}
+    )
     exact, near = ExactDedup(cfg.scope), NearDedup(cfg)
     reasons: list[str | None] = []
     pool = ProcessPoolExecutor(processes) if processes > 1 and len(parts) > 1 else None
@@ -494,15 +517,11 @@ def dedup_rows(
             for i, row in enumerate(rows[offset : offset + chunk]):
                 key, group = str(row["id"]), row.get("prompt_id")
                 if dup_prompts.get(group):
-                    reasons.append(
-                        f"near_duplicate_prompt: problem of {group} duplicates {dup_prompts[group]}"
-                    )
+                    reasons.append(prompt_duplicate_reason(group, dup_prompts[group]))
                 elif digests and (other := exact.match(digests[i], group)) is not None:
-                    reasons.append(f"exact_duplicate: {cfg.field} equals {other}")
+                    reasons.append(exact_duplicate_reason(cfg.field, other))
                 elif sigs is not None and (other := near.add_signature(key, sigs[i], group)) is not None:
-                    reasons.append(
-                        f"near_duplicate: {cfg.field} ~ {other} (jaccard ~{near.last_similarity:.2f})"
-                    )
+                    reasons.append(near_duplicate_reason(cfg.field, other, near.last_similarity))
                 else:
                     if digests:
                         exact.add_digest(key, digests[i], group)  # only survivors are remembered

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distill.filter.config import FilterConfig
-from distill.filter.dedup import ExactDedup, NearDedup, rows_sharing_a_band
+from distill.filter.dedup import (
+    ExactDedup,
+    NearDedup,
+    duplicate_prompts,
+    exact_duplicate_reason,
+    near_duplicate_reason,
+    prompt_duplicate_reason,
+    rows_sharing_a_band,
+)
 
 
 @dataclass
@@ -59,23 +67,17 @@ def pass_rates_of(keys: Keys) -> dict[str, float | None]:
 def _drop_duplicate_prompts(
     keys: Keys, alive: list[int], cfg: FilterConfig, decisions: dict[str, tuple[str, str]]
 ) -> list[int]:
-    """`dedup.prompts`: a prompt whose problem is a near duplicate (MinHash, as the reasoning) of an
-    earlier prompt's loses all its samples. Prompts come in the order of their most preferred
-    sample (`alive` is sorted), so the prompt with the best sample survives, as in `dedup_rows`."""
-    index = NearDedup(cfg.dedup.model_copy(update={"scope": "global"}))
-    duplicate_of: dict[str, str | None] = {}
-    for i in alive:
-        pid = keys.prompts[i]
-        if pid not in duplicate_of:
-            duplicate_of[pid] = index.add(pid, keys.problems.get(pid) or "")
+    """`dedup.prompts`: a prompt whose problem near-duplicates an earlier prompt's loses all its
+    samples. Prompts come in the order of their most preferred sample (`alive` is sorted), so the
+    prompt with the best sample survives, as in `dedup_rows`."""
+    pids = [keys.prompts[i] for i in alive]
+    duplicate_of = duplicate_prompts(((pid, keys.problems.get(pid) or "") for pid in pids), cfg.dedup)
     survivors = []
-    for i in alive:
-        other = duplicate_of[keys.prompts[i]]
-        if other is None:
+    for i, pid in zip(alive, pids, strict=True):
+        if (other := duplicate_of[pid]) is None:
             survivors.append(i)
         else:
-            reason = f"near_duplicate_prompt: problem of {keys.prompts[i]} duplicates {other}"
-            decisions[keys.ids[i]] = ("dedup", reason)
+            decisions[keys.ids[i]] = ("dedup", prompt_duplicate_reason(pid, other))
     return survivors
 
 
@@ -117,13 +119,10 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     for i, may_match in zip(alive, shared, strict=True):
         rid, group = keys.ids[i], keys.prompts[i]
         if exact is not None and (other := exact.add_digest(rid, keys.digests[i], group)):
-            decisions[rid] = ("dedup", f"exact_duplicate: {d.field} equals {other}")
+            decisions[rid] = ("dedup", exact_duplicate_reason(d.field, other))
             continue
         if may_match and near is not None and (other := near.add_signature(rid, keys.signatures[i], group)):
-            decisions[rid] = (
-                "dedup",
-                f"near_duplicate: {d.field} ~ {other} (jaccard ~{near.last_similarity:.2f})",
-            )
+            decisions[rid] = ("dedup", near_duplicate_reason(d.field, other, near.last_similarity))
             continue
         survivors.append(i)
 

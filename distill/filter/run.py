@@ -21,6 +21,7 @@ Same input + same config = same output.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -175,7 +176,7 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
     if summary.resumed_shards:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
-    with ProcessPoolExecutor(cfg.workers, initializer=die_with_parent) as pool:
+    with ProcessPoolExecutor(cfg.workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)
         keys = _read_keys(out / "work", files, work, cfg.dedup.num_perm, problems=cfg.dedup.prompts)
