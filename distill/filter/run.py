@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distill.errors import UserError
+from distill.filter import kernels
 from distill.filter.answers import REASONING_TAIL_CHARS
 from distill.filter.config import FilterConfig
 from distill.filter.decontam import DecontamConfig
@@ -176,6 +177,8 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
     if summary.resumed_shards:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
+    if todo and (cfg.dedup.near or cfg.readability.repetition):
+        kernels.warm()  # here, before the pool forks its workers: they inherit the compiled kernels
     with ProcessPoolExecutor(cfg.workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)

@@ -1,0 +1,118 @@
+"""The compiled kernels compute exactly what the numpy code computes, on real traces and edge cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from distill.filter import dedup, kernels
+
+ROOT = Path(__file__).resolve().parents[2]
+TRACES = ROOT / "data" / "reasoning_traces_s1k_sample.parquet"
+EDGE_CASES = [
+    "a",
+    "A b",
+    "  leading and trailing  ",
+    "ABC,def;GHI",
+    "x" * 5000,  # one long word: powers far beyond a usual word's length
+    "é ü x ß",
+    "日本語のテキスト and English",
+    "\\boxed{\\frac{1}{2}} = 0.5",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    rows = pq.read_table(TRACES).to_pylist()
+    real = [text for r in rows for text in r.values() if isinstance(text, str)]
+    return real + EDGE_CASES
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict:
+    # numba is a dependency: the filter's speed figures assume the kernels, so their absence fails
+    assert kernels.warm(), "numba kernels unavailable (DISTILL_NUMBA=0, or numba failed to import)"
+    return {
+        "minhash": kernels.minhash_kernel(),
+        "words": kernels.word_hash_kernel(),
+        "ngrams": kernels.ngram_kernel(),
+    }
+
+
+def kernel_word_hashes(compiled, text: str) -> np.ndarray:
+    raw = text.encode("utf-8")
+    out = np.empty(len(raw) // 2 + 2, np.uint64)
+    count = compiled["words"](
+        np.frombuffer(raw, np.uint8), dedup._WORD_CODES, dedup._pow_tables(len(raw) + 1)[0], out
+    )
+    return out[:count]
+
+
+def test_word_hashes_equal_numpys(compiled, texts):
+    total = 0
+    for text in texts:
+        expected = dedup._word_hashes_numpy(text.encode("utf-8")) if text else np.empty(0, np.uint64)
+        got = kernel_word_hashes(compiled, text)
+        np.testing.assert_array_equal(got, expected, err_msg=repr(text[:80]))
+        total += got.size
+    assert total > 10_000  # real traces (5 s1K rows), not only the edge cases
+    # words as documented: case folded, punctuation separates, non-ASCII belongs to words
+    assert kernel_word_hashes(compiled, "Ab")[0] == kernel_word_hashes(compiled, "aB")[0]
+    assert kernel_word_hashes(compiled, "ab,cd").size == 2
+    assert kernel_word_hashes(compiled, "ab écd").size == 2
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10, 13])
+def test_ngram_hashes_equal_numpys(compiled, texts, n):
+    for text in texts[:40] + EDGE_CASES[:-1]:
+        words = dedup._word_hashes_numpy(text.encode("utf-8"))
+        m = min(n, words.size)
+        out = np.empty(words.size - m + 1, np.uint64)
+        compiled["ngrams"](words, m, dedup._NGRAM_MULT, out)
+        np.testing.assert_array_equal(out, dedup._ngram_hashes_numpy(words, m))
+
+
+def test_minhash_minima_equal_numpys(compiled, texts):
+    a, b = dedup.permutations(128, 1)
+    many = " ".join(f"w{i}" for i in range(20_000))  # more shingles than one numpy block (8,192)
+    for text in [*texts[:60], many]:
+        hashes = dedup.shingle_hashes(text)
+        mixed = dedup._fmix32(hashes.astype(np.uint32))
+        got = np.full(128, 0xFFFFFFFF, np.uint32)
+        expected = got.copy()
+        compiled["minhash"](mixed, a, b, got)
+        dedup._permuted_minima_numpy(mixed, a, b, expected)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_filter_features_use_the_kernels_and_numba_can_be_turned_off(texts):
+    """With DISTILL_NUMBA=0 the numpy code runs (no kernel), and the signatures are the same."""
+    script = (
+        "import json, sys; from distill.filter import dedup, kernels;"
+        "texts = json.load(sys.stdin);"
+        "print(json.dumps([kernels.minhash_kernel() is None,"
+        " [dedup.minhash_signature(t).tolist() for t in texts]]))"
+    )
+    sample = [*texts[:5], "Ab cd ef gh ij kl mn"]
+    runs = {}
+    for flag in ("0", "1"):
+        env = {**os.environ, "DISTILL_NUMBA": flag}
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(sample),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        runs[flag] = json.loads(proc.stdout)
+    assert runs["0"][0] is True and runs["1"][0] is False
+    assert runs["0"][1] == runs["1"][1]
