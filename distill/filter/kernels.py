@@ -11,7 +11,7 @@ byte instead of ten numpy passes (0.07 -> 0.04 ms). Per trace, the filter's feat
 
 Compiled once and cached on disk (`cache=True`: in `__pycache__` beside this file, else numba's
 user cache folder; without a writable one, compiled in every process). Loading them costs a
-process ~0.4 s (numba's import and its typing registries): `warm()` pays it in the filter's main
+process ~0.6 s (numba's import and its typing registries): `warm()` pays it in the filter's main
 process before it forks the feature workers, which inherit the compiled code.
 """
 
@@ -136,8 +136,10 @@ def warm() -> bool:
     kernels = _compiled()
     if kernels is None:
         return False
-    u32, u64 = np.ones(2, np.uint32), np.ones(8, np.uint64)
-    kernels["minhash"](u32, u32, u32, u32.copy())
-    kernels["word_hashes"](np.frombuffer(b"a b", np.uint8), u64[:256].repeat(32), u64, u64.copy())
-    kernels["ngrams"](u64, 2, u64[:5], u64[:7].copy())
+    # tiny arguments of the types the callers in `dedup.py` pass (else numba compiles again)
+    u32, u64 = np.ones(4, np.uint32), np.ones(8, np.uint64)
+    kernels["minhash"](u32, u32, u32, np.empty(4, np.uint32))
+    codes = np.ones(256, np.uint64)
+    kernels["word_hashes"](np.frombuffer(b"a b", np.uint8), codes, u64, np.empty(4, np.uint64))
+    kernels["ngrams"](u64, 2, u64[:5], np.empty(7, np.uint64))
     return True
