@@ -11,8 +11,9 @@ byte instead of ten numpy passes (0.07 -> 0.04 ms). Per trace, the filter's feat
 
 Compiled once and cached on disk (`cache=True`: in `__pycache__` beside this file, else numba's
 user cache folder; without a writable one, compiled in every process). Loading them costs a
-process ~0.6 s (numba's import and its typing registries): `warm()` pays it in the filter's main
-process before it forks the feature workers, which inherit the compiled code.
+process ~0.6 s (numba's import and its typing registries): the filter's feature workers call
+`warm()` as they start, while the main process (single-threaded at that point) verifies the first
+input file on the other core.
 """
 
 from __future__ import annotations
@@ -96,6 +97,13 @@ def _fmix64(h):  # pragma: no cover - compiled
     return h
 
 
+_failed = False  # set by `warm` when a kernel cannot be compiled or loaded
+
+
+def _kernels() -> dict[str, Any] | None:
+    return None if _failed else _compiled()
+
+
 @cache
 def _compiled() -> dict[str, Any] | None:
     jit = _jit()
@@ -109,7 +117,7 @@ def _compiled() -> dict[str, Any] | None:
 def minhash_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None] | None:
     """`kernel(mixed, a, b, out)`: `out[p] = min(out[p], min_i((a[p] * mixed[i] + b[p]) mod 2**32))`,
     all uint32 (datasketch's affine32 permutations of pre-mixed 32-bit hashes). None without numba."""
-    kernels = _compiled()
+    kernels = _kernels()
     return kernels and kernels["minhash"]
 
 
@@ -119,27 +127,33 @@ def word_hash_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarr
     written to `out[:count]` (`out` holds at least len(raw) // 2 + 2 values): sum(code * p**j)
     mod 2**64 over the word's bytes (`powers[j]` = p**j, at least len(raw) of them), then
     MurmurHash3's fmix64. None without numba."""
-    kernels = _compiled()
+    kernels = _kernels()
     return kernels and kernels["word_hashes"]
 
 
 def ngram_kernel() -> Callable[[np.ndarray, int, np.ndarray, np.ndarray], None] | None:
     """`kernel(words, n, mult, out)`: for each start j < len(out) = len(words) - n + 1,
     fmix64(sum_k words[j + k] * (mult[k % 5] + 2 * (k // 5)) + n). None without numba."""
-    kernels = _compiled()
+    kernels = _kernels()
     return kernels and kernels["ngrams"]
 
 
 def warm() -> bool:
     """Load (or compile, the first time) every kernel in this process now; forked children inherit
-    them. Whether the kernels are in use."""
-    kernels = _compiled()
+    them. Whether the kernels are in use: a kernel that fails to compile or load (a broken numba
+    or cache) turns them all off in this process, and the numpy code runs instead (same values)."""
+    global _failed
+    kernels = _kernels()
     if kernels is None:
         return False
     # tiny arguments of the types the callers in `dedup.py` pass (else numba compiles again)
     u32, u64 = np.ones(4, np.uint32), np.ones(8, np.uint64)
-    kernels["minhash"](u32, u32, u32, np.empty(4, np.uint32))
-    codes = np.ones(256, np.uint64)
-    kernels["word_hashes"](np.frombuffer(b"a b", np.uint8), codes, u64, np.empty(4, np.uint64))
-    kernels["ngrams"](u64, 2, u64[:5], np.empty(7, np.uint64))
+    try:
+        kernels["minhash"](u32, u32, u32, np.empty(4, np.uint32))
+        codes = np.ones(256, np.uint64)
+        kernels["word_hashes"](np.frombuffer(b"a b", np.uint8), codes, u64, np.empty(4, np.uint64))
+        kernels["ngrams"](u64, 2, u64[:5], np.empty(7, np.uint64))
+    except Exception:  # numba's errors have no common base class
+        _failed = True
+        return False
     return True

@@ -116,3 +116,27 @@ def test_filter_features_use_the_kernels_and_numba_can_be_turned_off(texts):
         runs[flag] = json.loads(proc.stdout)
     assert runs["0"][0] is True and runs["1"][0] is False
     assert runs["0"][1] == runs["1"][1]
+
+
+def test_a_kernel_that_fails_to_compile_turns_them_off(monkeypatch, texts):
+    """A broken numba (or cache) must not break the filter: `warm` reports it, the accessors give
+    None, and the callers compute the same signatures with numpy."""
+    expected = [dedup.minhash_signature(t) for t in texts[:5]]
+
+    def broken(*args):
+        raise RuntimeError("LLVM ERROR: simulated")
+
+    monkeypatch.setattr(kernels, "_failed", False)
+    monkeypatch.setattr(
+        kernels, "_compiled", lambda: dict.fromkeys(("minhash", "word_hashes", "ngrams"), broken)
+    )
+    monkeypatch.setattr(dedup, "_last_words", (None, np.empty(0, np.uint64)))  # no remembered result
+    assert kernels.warm() is False
+    assert (
+        kernels.minhash_kernel() is None
+        and kernels.word_hash_kernel() is None
+        and kernels.ngram_kernel() is None
+    )
+    assert all(
+        np.array_equal(dedup.minhash_signature(t), e) for t, e in zip(texts[:5], expected, strict=True)
+    )
