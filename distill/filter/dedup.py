@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.filter.kernels import minhash_kernel, ngram_kernel, word_hash_kernel
+from distill.filter.kernels import minhash_kernel, ngram_kernel, squeeze_kernel, word_hash_kernel
 
 _U64 = np.uint64
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's value of an empty MinHash
@@ -318,10 +318,15 @@ def _is_empty(signature: np.ndarray) -> bool:
 
 
 def _normalized_bytes(text: str) -> bytes:
-    if text.isascii():  # O(1); then one C pass over the (shared) UTF-8 bytes lowers and spaces
-        raw = utf8(text).translate(_LOWER_SPACE_TABLE)
+    if text.isascii():  # O(1); then the (shared) UTF-8 bytes lowered and spaced in one pass
+        raw, table = utf8(text), _LOWER_SPACE_TABLE
     else:
-        raw = text.lower().encode("utf-8").translate(_SPACE_TABLE)
+        raw, table = text.lower().encode("utf-8"), _SPACE_TABLE
+    kernel = squeeze_kernel()
+    if kernel is not None:  # the same bytes, compiled: one pass instead of four (-35% of the digest)
+        out = _squeeze_buffer(len(raw))
+        return out[: kernel(np.frombuffer(raw, np.uint8), _TABLES[table], out)].tobytes()
+    raw = raw.translate(table)
     if b"  " in raw:  # drop every space that follows a space
         data = np.frombuffer(raw, dtype=np.uint8)
         keep = np.empty(data.size, dtype=np.bool_)
@@ -330,6 +335,18 @@ def _normalized_bytes(text: str) -> bytes:
         keep[1:] |= data[:-1] != 32
         raw = data[keep].tobytes()
     return raw.strip(b" ")
+
+
+_TABLES = {t: np.frombuffer(t, np.uint8) for t in (_SPACE_TABLE, _LOWER_SPACE_TABLE)}
+_squeeze_out = np.empty(1 << 16, np.uint8)
+
+
+def _squeeze_buffer(size: int) -> np.ndarray:
+    """Scratch space for the squeeze kernel, reused (grown to the longest text seen)."""
+    global _squeeze_out
+    if _squeeze_out.size < size:
+        _squeeze_out = np.empty(max(size, 2 * _squeeze_out.size), np.uint8)
+    return _squeeze_out
 
 
 def normalize_text(text: str) -> str:

@@ -87,6 +87,19 @@ def _ngrams(words, n, mult, out):  # pragma: no cover - compiled; tests compare 
         out[j] = _fmix64(h)
 
 
+def _squeeze(raw, table, out):  # pragma: no cover - compiled; tests compare it with Python
+    j, was_space = 0, True  # as if a space came before: leading spaces are dropped
+    for i in range(raw.shape[0]):
+        code = table[raw[i]]
+        is_space = code == 32
+        out[j] = code
+        j += not (is_space and was_space)  # no branch: a space follows a space every few bytes
+        was_space = is_space
+    if j and out[j - 1] == 32:  # at most one trailing space is left
+        j -= 1
+    return j
+
+
 def _fmix64(h):  # pragma: no cover - compiled
     s33 = np.uint64(33)
     h ^= h >> s33
@@ -111,7 +124,12 @@ def _compiled() -> dict[str, Any] | None:
         return None
     global _fmix64
     _fmix64 = jit(_fmix64)  # called from the kernels below: compiled first, resolved as a global
-    return {"minhash": jit(_minhash), "word_hashes": jit(_word_hashes), "ngrams": jit(_ngrams)}
+    return {
+        "minhash": jit(_minhash),
+        "word_hashes": jit(_word_hashes),
+        "ngrams": jit(_ngrams),
+        "squeeze": jit(_squeeze),
+    }
 
 
 def minhash_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None] | None:
@@ -138,6 +156,14 @@ def ngram_kernel() -> Callable[[np.ndarray, int, np.ndarray, np.ndarray], None] 
     return kernels and kernels["ngrams"]
 
 
+def squeeze_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], int] | None:
+    """`kernel(raw, table, out) -> count`: the bytes `raw` mapped through `table` (a byte -> byte
+    array), every space (32) that follows a space dropped, leading and trailing spaces too, written
+    to `out[:count]` (`out` holds at least len(raw) bytes). None without numba."""
+    kernels = _kernels()
+    return kernels and kernels["squeeze"]
+
+
 def warm() -> bool:
     """Load (or compile, the first time) every kernel in this process now; forked children inherit
     them. Whether the kernels are in use: a kernel that fails to compile or load (a broken numba
@@ -153,6 +179,8 @@ def warm() -> bool:
         codes = np.ones(256, np.uint64)
         kernels["word_hashes"](np.frombuffer(b"a b", np.uint8), codes, u64, np.empty(4, np.uint64))
         kernels["ngrams"](u64, 2, u64[:5], np.empty(7, np.uint64))
+        byte = np.ones(4, np.uint8)
+        kernels["squeeze"](byte, np.ones(256, np.uint8), np.empty(4, np.uint8))
     except Exception:  # numba's errors have no common base class
         _failed = True
         return False

@@ -44,6 +44,7 @@ def compiled() -> dict:
         "minhash": kernels.minhash_kernel(),
         "words": kernels.word_hash_kernel(),
         "ngrams": kernels.ngram_kernel(),
+        "squeeze": kernels.squeeze_kernel(),
     }
 
 
@@ -93,13 +94,34 @@ def test_minhash_minima_equal_numpys(compiled, texts):
         np.testing.assert_array_equal(got, expected)
 
 
+SPACES = ["  a", "a  ", " \t\n a \r\x0b\x0c b  ", "\n\n\n", " ", "A\u00a0B", "É\n\nÜ  ß", "x" * 70_000]
+
+
+def test_exact_dedup_normalisation_equals_pythons(compiled, texts, monkeypatch):
+    """The squeeze kernel normalises exactly like the numpy code and like the documented rule
+    (lower case, runs of ASCII whitespace -> one space, ends stripped), so digests are the same."""
+    cases = [*texts, *SPACES]
+    got = [dedup._normalized_bytes(t) for t in cases]
+    assert compiled["squeeze"] is not None and dedup.squeeze_kernel() is compiled["squeeze"]
+    monkeypatch.setattr(dedup, "squeeze_kernel", lambda: None)
+    assert got == [dedup._normalized_bytes(t) for t in cases]
+    ws = " \t\n\r\x0b\x0c"
+    for text, value in zip(cases, got, strict=True):
+        parts = text.lower()
+        for c in ws[1:]:
+            parts = parts.replace(c, " ")
+        assert value == " ".join(p for p in parts.split(" ") if p).encode("utf-8"), repr(text[:80])
+    assert got[len(texts) + 5] == "a\u00a0b".encode()  # a no-break space is no ASCII whitespace
+
+
 def test_filter_features_use_the_kernels_and_numba_can_be_turned_off(texts):
     """With DISTILL_NUMBA=0 the numpy code runs (no kernel), and the signatures are the same."""
     script = (
         "import json, sys; from distill.filter import dedup, kernels;"
         "texts = json.load(sys.stdin);"
         "print(json.dumps([kernels.minhash_kernel() is None,"
-        " [dedup.minhash_signature(t).tolist() for t in texts]]))"
+        " [dedup.minhash_signature(t).tolist() for t in texts],"
+        " [dedup.exact_digest(t).hex() for t in texts]]))"
     )
     sample = [*texts[:5], "Ab cd ef gh ij kl mn"]
     runs = {}
@@ -115,7 +137,7 @@ def test_filter_features_use_the_kernels_and_numba_can_be_turned_off(texts):
         )
         runs[flag] = json.loads(proc.stdout)
     assert runs["0"][0] is True and runs["1"][0] is False
-    assert runs["0"][1] == runs["1"][1]
+    assert runs["0"][1] == runs["1"][1] and runs["0"][2] == runs["1"][2]
 
 
 def test_a_kernel_that_fails_to_compile_turns_them_off(monkeypatch, texts):
@@ -128,7 +150,7 @@ def test_a_kernel_that_fails_to_compile_turns_them_off(monkeypatch, texts):
 
     monkeypatch.setattr(kernels, "_failed", False)
     monkeypatch.setattr(
-        kernels, "_compiled", lambda: dict.fromkeys(("minhash", "word_hashes", "ngrams"), broken)
+        kernels, "_compiled", lambda: dict.fromkeys(("minhash", "word_hashes", "ngrams", "squeeze"), broken)
     )
     monkeypatch.setattr(dedup, "_last_words", (None, np.empty(0, np.uint64)))  # no remembered result
     assert kernels.warm() is False
@@ -136,6 +158,7 @@ def test_a_kernel_that_fails_to_compile_turns_them_off(monkeypatch, texts):
         kernels.minhash_kernel() is None
         and kernels.word_hash_kernel() is None
         and kernels.ngram_kernel() is None
+        and kernels.squeeze_kernel() is None
     )
     assert all(
         np.array_equal(dedup.minhash_signature(t), e) for t, e in zip(texts[:5], expected, strict=True)
