@@ -187,7 +187,7 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
     # the workers load the compiled kernels themselves, as they start (on the first submit), while
     # this process verifies the first file: its startup is single-threaded, so the other core is
     # free (17 alternated pairs of runs: wall -6% against loading them here before forking)
-    warm = bool(todo) and (cfg.dedup.near or cfg.readability.repetition)
+    warm = bool(todo) and (cfg.dedup.exact or cfg.dedup.near or cfg.readability.repetition)
     with ProcessPoolExecutor(cfg.workers, initializer=_start_worker, initargs=(os.getpid(), warm)) as pool:
         if todo:
             _first_pass(files, todo, work, cfg, pool, progress, log)
