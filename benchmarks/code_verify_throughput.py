@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from distill.filter.sandbox import ENV, Limits, command, find_bwrap, run_python
-from distill.filter.verify_code import CodeVerifier, CodeVerifyConfig
+from distill.verify.code import CodeVerifier, CodeVerifyConfig
+from distill.verify.sandbox import ENV, Limits, command, find_bwrap, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "code_verify_throughput.json"
@@ -70,7 +70,10 @@ def git_commit() -> str | None:
 
 def throughput(workers: int, n: int) -> dict:
     verifier = CodeVerifier(CodeVerifyConfig(workers=workers))
-    items = [(PROGRAM, None, json.dumps([{"input": f"{i}\n", "output": f"{i + 1}\n"}])) for i in range(n)]
+    items = [
+        {"content": PROGRAM, "tests": json.dumps([{"input": f"{i}\n", "output": f"{i + 1}\n"}])}
+        for i in range(n)
+    ]
     verifier.verify_many(items[: 2 * workers])  # warm the page cache
     load_before = os.getloadavg()
     start = time.perf_counter()

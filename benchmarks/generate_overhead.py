@@ -39,9 +39,10 @@ def main() -> None:
 
     from distill.config import load_stage_config
     from distill.engines.base import make_engine
-    from distill.generate.prompts import THINK_OPEN, chat_messages, user_prompt
+    from distill.generate.prompts import chat_messages, user_prompt
     from distill.generate.run import run_generate
     from distill.inputs import read_prompts
+    from distill.trace import THINK_OPEN
 
     cfg = load_stage_config(
         "generate",

@@ -1,4 +1,4 @@
-"""Throughput of the math verifier (`distill.filter.verify_math`) against a plain math-verify loop.
+"""Throughput of the math verifier (`distill.verify.math`) against a plain math-verify loop.
 
     .venv/bin/python benchmarks/verify_math_throughput.py [--rows 20000] [--reference-rows 1000]
 
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.filter.answers import extract_final_answer, number_key
-from distill.filter.verify_math import MathVerifier, MathVerifyConfig
+from distill.verify.answers import extract_final_answer, number_key
+from distill.verify.math import MathVerifier, MathVerifyConfig
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "verify_math_throughput.json"

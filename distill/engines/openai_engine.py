@@ -22,7 +22,7 @@ import httpx
 from distill.engines.base import Engine, Request, Result, Sample, SamplingParams
 from distill.engines.config import EngineConfig
 from distill.errors import UserError
-from distill.generate.prompts import THINK_CLOSE, THINK_OPEN
+from distill.trace import THINK_CLOSE, THINK_OPEN
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _DONE = object()

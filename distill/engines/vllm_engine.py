@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from distill.engines.base import Engine, Request, Result, Sample, SamplingParams
 from distill.engines.config import EngineConfig
 from distill.errors import UserError
-from distill.generate.prompts import THINK_OPEN, ends_with_think
 from distill.models import model_revision, resolve_model
+from distill.trace import THINK_OPEN, ends_with_think
 
 CPU_DEFAULT_MEMORY_FRACTION = 0.35
 

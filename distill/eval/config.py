@@ -9,9 +9,9 @@ from pydantic import Field
 
 from distill.config import StrictModel
 from distill.engines.config import EngineConfig
-from distill.filter.config import VerifyConfig
 from distill.generate.config import PromptConfig, SamplingConfig
 from distill.inputs import ColumnMap
+from distill.verify.config import VerifyConfig
 
 
 class BenchmarkConfig(StrictModel):

@@ -19,12 +19,12 @@ from distill.engines.base import Engine, make_engine
 from distill.errors import UserError
 from distill.eval.config import BenchmarkConfig, EvalConfig
 from distill.eval.metrics import summarize
-from distill.filter.answers import extract_final_answer, number_key
-from distill.filter.verifiers import Verifiers
 from distill.generate.config import GenerateConfig
 from distill.generate.run import run_generate
 from distill.inputs import InputConfig
 from distill.shards import atomic_write_text, git_commit, package_versions, sha256_file
+from distill.verify.answers import extract_final_answer, number_key
+from distill.verify.dispatch import Verifiers
 
 RESULTS = "results.json"
 

@@ -55,7 +55,7 @@ def filter_command(
             "workers": workers,
         },
     )
-    from distill.filter.verifiers import warm_up
+    from distill.verify.dispatch import warm_up
 
     warm_up(cfg.verify)  # math-verify's workers import it while this process imports the filter
     from distill.filter.run import run_filter

@@ -128,3 +128,33 @@ class Decontaminator:
         """The drop reason for `text` ("contaminated: ..."), or None when clean."""
         match = self.check(text)
         return match.reason() if match else None
+
+
+class PromptContamination:
+    """Each row's contamination reason, by its prompt: a prompt's reason is that of its first row's
+    text in a batch, and each distinct text is checked once for the whole run (samples of one
+    prompt spread over many files are checked once). The index is built on first use."""
+
+    CACHE_LIMIT = 100_000  # reasons remembered, by checked text
+
+    def __init__(self, cfg: DecontamConfig) -> None:
+        self.cfg = cfg
+        self._index: Decontaminator | None = None
+        self._cache: dict[str, str | None] = {}
+
+    def reasons(self, rows: list[dict]) -> list[str | None]:
+        cfg = self.cfg
+        if not rows or not cfg.enabled or not cfg.benchmarks:
+            return [None] * len(rows)
+        if self._index is None:
+            self._index = Decontaminator.from_config(cfg)
+        first: dict[str, str] = {}  # prompt id -> the text of its first row here
+        for row in rows:
+            if row["prompt_id"] not in first:
+                first[row["prompt_id"]] = row.get(cfg.field) or ""
+        new = list(dict.fromkeys(t for t in first.values() if t not in self._cache))
+        if len(self._cache) + len(new) > self.CACHE_LIMIT:
+            self._cache.clear()
+        for text in new:
+            self._cache[text] = self._index.reason(text)
+        return [self._cache[first[row["prompt_id"]]] for row in rows]

@@ -35,7 +35,7 @@ from pydantic import Field
 
 from distill.config import StrictModel
 from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, utf8, word_hashes
-from distill.generate.prompts import assistant_text
+from distill.trace import assistant_text
 
 Row = Mapping[str, Any]
 _FRAME = len(assistant_text("", ""))  # the completion's characters around the parts

@@ -37,16 +37,12 @@ import pyarrow.parquet as pq
 
 from distill.errors import UserError
 from distill.filter import kernels
-from distill.filter.answers import REASONING_TAIL_CHARS
 from distill.filter.config import FilterConfig
-from distill.filter.decontam import DecontamConfig
+from distill.filter.decontam import PromptContamination
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
 from distill.filter.reasons import reason_group
 from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
-from distill.filter.verdict import Verdict
-from distill.filter.verifiers import Verifiers, verifier_of, warm_up
-from distill.generate.prompts import THINK_CLOSE, THINK_OPEN, assistant_text
 from distill.memory import die_with_parent
 from distill.schema import DOMAINS, FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
@@ -59,6 +55,10 @@ from distill.shards import (
     shard_name,
     write_shard,
 )
+from distill.trace import THINK_CLOSE, THINK_OPEN, assistant_text
+from distill.verify.answers import REASONING_TAIL_CHARS
+from distill.verify.dispatch import Verifiers, verifier_of, warm_up
+from distill.verify.verdict import Verdict
 
 WORK_EXTRA = [
     pa.field("_pref", pa.int64()),
@@ -80,7 +80,6 @@ BULK_TEXT = "reasoning"  # not read by this process in the first pass of a Parqu
 # nor, when no row lacks a token count, this one: the feature workers read it and check that no
 # row's is empty (a required field: such a file is read again the strict way, `_EmptyRequired`)
 DEFERRED_TEXT = "completion"
-CONTAMINATION_CACHE = 100_000  # decontamination reasons remembered (by checked text)
 OUT_BATCH = 1024  # rows per `messages` batch in pass 3 (keeps string offsets far below 2 GiB)
 
 
@@ -128,7 +127,7 @@ def _first_pass(
     with Verifiers(cfg.verify) as verifiers:
         warm_up(cfg.verify)  # beside this process's first read (the CLI starts it even earlier)
         pending: _FirstPass | None = None
-        contamination: dict[str, str | None] = {}  # checked text -> reason, for the whole run
+        contamination = PromptContamination(cfg.decontaminate)  # for the whole run
         seen = _ids_of_sealed(files, work, todo)  # row id -> the input file it first came from
         for k in todo:
             table, rejects, slim = read_first_pass(files[k])
@@ -438,7 +437,7 @@ class _FirstPass:
             if domain not in DOMAINS and self.input_stage[i] is None:
                 self.input_stage[i] = f"unknown_domain: {domain!r} (known: {', '.join(DOMAINS)})"
 
-    def verify(self, verifiers: Verifiers, contamination: dict[str, str | None]) -> None:
+    def verify(self, verifiers: Verifiers, contamination: PromptContamination) -> None:
         if self.slim:
             self._add_reasoning(verifiers)
         later = set(self.tail_rows)
@@ -446,7 +445,7 @@ class _FirstPass:
         self.verdicts = [None] * len(self.rows)
         for i, verdict in zip(now, verifiers.verify([self.rows[i] for i in now]), strict=True):
             self.verdicts[i] = verdict
-        self.contaminated = _decontaminate(verifiers, self.rows, self.cfg.decontaminate, contamination)
+        self.contaminated = contamination.reasons(self.rows)
 
     def _add_reasoning(self, verifiers: Verifiers) -> None:
         """A slim table's `reasoning`, for the rows whose verification may read it: a blank final
@@ -555,27 +554,6 @@ class _FirstPass:
             "input_reject_rows": self.input_reject_rows,
         }
         return pa.Table.from_arrays(columns, schema=schema), stats
-
-
-def _decontaminate(
-    verifiers: Verifiers, rows: list[dict], cfg: DecontamConfig, cache: dict[str, str | None]
-) -> list[str | None]:
-    """`verifiers.decontaminate(rows, cfg)` (a prompt's reason is its first row's in this file),
-    with the reason of each checked text remembered across files: samples of one prompt spread
-    over many files are checked once."""
-    if not cfg.enabled or not cfg.benchmarks:
-        return [None] * len(rows)
-    first: dict[str, str] = {}  # prompt id -> the text of its first row here
-    for row in rows:
-        if row["prompt_id"] not in first:
-            first[row["prompt_id"]] = row.get(cfg.field) or ""
-    new = list(dict.fromkeys(t for t in first.values() if t not in cache))
-    if len(cache) + len(new) > CONTAMINATION_CACHE:
-        cache.clear()
-    if new:
-        probes = [{"prompt_id": f"#{i}", cfg.field: text} for i, text in enumerate(new)]
-        cache.update(zip(new, verifiers.decontaminate(probes, cfg), strict=True))
-    return [cache[first[row["prompt_id"]]] for row in rows]
 
 
 def _binary_rows(values: np.ndarray) -> pa.ChunkedArray:

@@ -1,11 +1,6 @@
 from distill.generate.config import MATH_INSTRUCTION, PromptConfig
-from distill.generate.prompts import (
-    assistant_text,
-    chat_messages,
-    ends_with_think,
-    split_reasoning,
-    user_prompt,
-)
+from distill.generate.prompts import chat_messages, user_prompt
+from distill.trace import assistant_text, ends_with_think, split_reasoning
 
 
 def test_math_prompt_follows_the_r1_recipe():

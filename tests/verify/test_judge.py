@@ -12,8 +12,8 @@ import json
 import pytest
 
 from distill.engines.config import EngineConfig
-from distill.filter.verdict import Verdict
-from distill.filter.verify_judge import JUDGE_PROMPT_VERSION, JudgeConfig, LLMJudge, parse_judgment
+from distill.verify.judge import JUDGE_PROMPT_VERSION, JudgeConfig, LLMJudge, parse_judgment
+from distill.verify.verdict import Verdict
 
 PASS, FAIL = Verdict.passed("judge: CORRECT"), Verdict.failed("judge: INCORRECT")
 
@@ -74,7 +74,7 @@ def test_rows_the_judge_is_never_asked_about():
         {"problem": "p", "answer": " ", "content": "4"},
         {"problem": "p", "answer": None, "content": None},  # no final answer wins: it can't be right
     ]
-    assert judge.judge_many(rows) == [
+    assert judge.verify_many(rows) == [
         Verdict.failed("no final answer"),
         Verdict.failed("no final answer"),
         Verdict.errored("judge: no reference answer"),
@@ -82,7 +82,7 @@ def test_rows_the_judge_is_never_asked_about():
         Verdict.failed("no final answer"),
     ]
     assert judge._engine is None  # lazy: nothing was started
-    assert judge.judge_many([]) == []
+    assert judge.verify_many([]) == []
     judge.close()
 
 
@@ -94,7 +94,7 @@ def test_failed_request_is_an_error_never_a_fail():
         {"problem": "3+3?", "answer": "6", "content": "7"},
     ]
     with LLMJudge(JudgeConfig(engine=dead)) as judge:
-        verdicts = judge.judge_many(rows)
+        verdicts = judge.verify_many(rows)
     assert [v.status for v in verdicts] == ["error", "fail", "error"]
     for v in (verdicts[0], verdicts[2]):
         assert v.reason.startswith("judge: gave up after 1 attempts: ConnectError"), v.reason
@@ -161,13 +161,13 @@ def check_mechanics(verdicts: list[Verdict], rows: list[dict]) -> None:
 def test_local_vllm_judge(gsm8k_rows):
     # One engine start; closed at the end of the test, before the server test loads a second model.
     with LLMJudge(JudgeConfig(engine=EngineConfig(max_model_len=1024))) as judge:
-        verdicts = judge.judge_many(gsm8k_rows)
+        verdicts = judge.verify_many(gsm8k_rows)
         check_mechanics(verdicts, gsm8k_rows)
         # A second judge sharing the engine (no second start): greedy, so the same verdicts;
         # closing it leaves the shared engine to its owner.
         with LLMJudge(judge.config, engine=judge.engine) as shared:
-            assert shared.judge_many(gsm8k_rows) == verdicts
-        assert judge.judge_many(gsm8k_rows[:2]) == verdicts[:2]
+            assert shared.verify_many(gsm8k_rows) == verdicts
+        assert judge.verify_many(gsm8k_rows[:2]) == verdicts[:2]
     assert judge._engine is None
 
 
@@ -175,4 +175,4 @@ def test_local_vllm_judge(gsm8k_rows):
 def test_openai_server_judge(vllm_server, gsm8k_rows):
     cfg = EngineConfig(backend="openai", base_url=vllm_server, model="smollm2-135m", max_retries=1)
     with LLMJudge(JudgeConfig(engine=cfg)) as judge:
-        check_mechanics(judge.judge_many(gsm8k_rows), gsm8k_rows)
+        check_mechanics(judge.verify_many(gsm8k_rows), gsm8k_rows)

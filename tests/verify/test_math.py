@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from distill.filter.answers import extract_final_answer, last_boxed, number_key
-from distill.filter.verdict import Verdict
-from distill.filter.verify_math import MathVerifier, MathVerifyConfig
+from distill.verify.answers import extract_final_answer, last_boxed, number_key
+from distill.verify.math import MathVerifier, MathVerifyConfig
+from distill.verify.verdict import Verdict
 
 TOWER = "\\boxed{5^{5^{5^{5^{5}}}}}"  # hangs math-verify's comparison far past any timeout
 

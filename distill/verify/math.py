@@ -30,8 +30,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.filter.answers import extract_final_answer, number_key
-from distill.filter.verdict import Verdict
+from distill.verify.answers import extract_final_answer, number_key
+from distill.verify.verdict import Verdict
 
 Pair = tuple[str, str]  # (gold, extracted answer)
 Outcome = tuple[str, str | None]  # (status, reason): what a worker sends back per item

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from distill.errors import UserError
-from distill.filter import sandbox
-from distill.filter.sandbox import Limits, SandboxError, SandboxUnavailable, run_python
+from distill.verify import sandbox
+from distill.verify.sandbox import Limits, SandboxError, SandboxUnavailable, run_python
 from tests.conftest import has_bwrap
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from distill.filter import sandbox
-from distill.filter.sandbox import SandboxUnavailable
-from distill.filter.verdict import Verdict
-from distill.filter.verify_code import (
+from distill.verify import sandbox
+from distill.verify.code import (
     AssertTests,
     BadTests,
     CodeVerifier,
@@ -24,8 +22,10 @@ from distill.filter.verify_code import (
     normalise,
     parse_tests,
 )
+from distill.verify.sandbox import SandboxUnavailable
+from distill.verify.verdict import Verdict
 from tests.conftest import DATA, has_bwrap
-from tests.filter.test_sandbox import new_marker, processes_with, tag
+from tests.verify.test_sandbox import new_marker, processes_with, tag
 
 REPO = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(not has_bwrap(), reason="bubblewrap not installed")
@@ -148,9 +148,9 @@ def humaneval() -> list[dict]:
         return [json.loads(line) for line in f]
 
 
-def he_item(row: dict, body: str) -> tuple[str, str, str]:
+def he_item(row: dict, body: str) -> dict:
     tests = json.dumps({"code": row["test"], "entry_point": row["entry_point"]})
-    return answer(row["prompt"] + body), "Let me think about it.", tests
+    return {"content": answer(row["prompt"] + body), "reasoning": "Let me think about it.", "tests": tests}
 
 
 @pytest.mark.slow
@@ -158,8 +158,10 @@ def he_item(row: dict, body: str) -> tuple[str, str, str]:
 def test_humaneval_sample_canonical_pass_and_empty_bodies_fail():
     verifier = CodeVerifier()
     for row in humaneval()[::16]:  # 11 problems
-        assert verifier.verify(*he_item(row, row["canonical_solution"])).status == "pass", row["task_id"]
-        verdict = verifier.verify(*he_item(row, "    pass\n"))
+        assert verifier.verify_many([he_item(row, row["canonical_solution"])])[0].status == "pass", row[
+            "task_id"
+        ]
+        verdict = verifier.verify_many([he_item(row, "    pass\n")])[0]
         assert verdict.status == "fail", (row["task_id"], verdict)
 
 
@@ -363,7 +365,7 @@ def test_daemonised_sleeper_is_killed(verifier):
 @needs_bwrap
 def test_verify_many_keeps_order(verifier):
     tests = stdio(("", "1"))
-    items = [(answer(f"print({i % 3})"), None, tests) for i in range(9)]
+    items = [{"content": answer(f"print({i % 3})"), "tests": tests} for i in range(9)]
     statuses = [v.status for v in verifier.verify_many(items, workers=3)]
     assert statuses == ["fail", "pass", "fail"] * 3
 
@@ -383,7 +385,7 @@ def test_known_limit_reading_the_nonce_from_the_harness_frame(adversarial_verifi
 
 
 def test_apps_style_tests_become_stdin_cases():
-    from distill.filter.verify_code import BadTests, parse_tests
+    from distill.verify.code import BadTests, parse_tests
 
     cases = parse_tests(json.dumps({"inputs": ["1\n", "2\n"], "outputs": ["2\n", "3\n"]}))
     assert cases == [(b"1\n", b"2\n"), (b"2\n", b"3\n")]

@@ -22,8 +22,8 @@ from pydantic import Field, model_validator
 from distill.config import StrictModel
 from distill.engines.base import Engine, Request, Sample, SamplingParams, make_engine
 from distill.engines.config import EngineConfig
-from distill.filter.verdict import Verdict
-from distill.generate.prompts import split_reasoning
+from distill.trace import split_reasoning
+from distill.verify.verdict import Verdict
 
 JUDGE_PROMPT_VERSION = "judge-v1"
 # Short on purpose: it must fit small judges (and be followed by them, as far as they can).
@@ -125,7 +125,7 @@ class LLMJudge:
             answer=str(row["content"]).strip(),
         )
 
-    def judge_many(self, rows: Iterable[dict]) -> list[Verdict]:
+    def verify_many(self, rows: Iterable[dict]) -> list[Verdict]:
         """One verdict per row, in order; the rows needing the judge go to the engine as one stream."""
         with self._lock:
             verdicts: list[Verdict | None] = []

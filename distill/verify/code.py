@@ -1,4 +1,4 @@
-"""Verify code answers by running their tests in the sandbox (`distill.filter.sandbox`).
+"""Verify code answers by running their tests in the sandbox (`distill.verify.sandbox`).
 
 Which code: the last Python code block of the final answer (`content`, the text after
 `</think>`): the last block tagged python/py/python3, else the last untagged block (a trailing
@@ -56,8 +56,8 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from distill.config import StrictModel
-from distill.filter.sandbox import Limits, RunResult, SandboxError, find_bwrap, run_python
-from distill.filter.verdict import Verdict
+from distill.verify.sandbox import Limits, RunResult, SandboxError, find_bwrap, run_python
+from distill.verify.verdict import Verdict
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3"}
@@ -221,12 +221,12 @@ class CodeVerifier:
         except SandboxError as exc:
             return Verdict.errored(f"sandbox: {exc}")
 
-    def verify_many(
-        self, items: Iterable[tuple[str | None, str | None, str | None]], workers: int | None = None
-    ) -> list[Verdict]:
-        """`verify` over (content, reasoning, tests_json) items, `workers` at a time, in order."""
+    def verify_many(self, rows: Iterable[dict], workers: int | None = None) -> list[Verdict]:
+        """`verify` over trace rows (`content`, `reasoning`, `tests`), `workers` at a time, in order."""
         with ThreadPoolExecutor(max_workers=workers or self.config.workers) as pool:
-            return list(pool.map(lambda item: self.verify(*item), items))
+            return list(
+                pool.map(lambda r: self.verify(r.get("content"), r.get("reasoning"), r.get("tests")), rows)
+            )
 
     def _run(self, code: str, stdin: bytes) -> RunResult:
         return run_python(code, stdin, self.limits, self.config.python)

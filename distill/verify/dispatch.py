@@ -1,4 +1,4 @@
-"""The filter's verifiers behind one door: each row goes to the verifier its domain names.
+"""The verifiers behind one door (filter, eval, `distill verify`): each row goes to the verifier its domain names.
 
 Verifiers start lazily (math workers, the sandbox, the judge's engine) and only when a row needs
 them. `error` verdicts are retried `error_retries` times; what is still an error stays an error
@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.filter.config import VerifyConfig
-from distill.filter.decontam import DecontamConfig, Decontaminator
-from distill.filter.verdict import Verdict
+from distill.verify.config import VerifyConfig
+from distill.verify.verdict import Verdict
 
 
 def verifier_of(row: dict[str, Any], cfg: VerifyConfig) -> str:
@@ -23,7 +22,7 @@ def warm_up(cfg: VerifyConfig) -> None:
     """Start what takes long to start, without waiting: math-verify's worker processes, when some
     domain goes to math (~0.5 s of CPU in the background, wasted on an input without math rows)."""
     if "math" in cfg.domains.values():
-        from distill.filter.verify_math import warm_up as warm_up_math
+        from distill.verify.math import warm_up as warm_up_math
 
         warm_up_math(cfg.math)
 
@@ -32,7 +31,6 @@ class Verifiers:
     def __init__(self, cfg: VerifyConfig):
         self.cfg = cfg
         self._math = self._code = self._judge = None
-        self._decontam: Decontaminator | None = None
 
     def __enter__(self) -> Verifiers:
         return self
@@ -50,14 +48,14 @@ class Verifiers:
 
     def math(self):
         if self._math is None:
-            from distill.filter.verify_math import MathVerifier
+            from distill.verify.math import MathVerifier
 
             self._math = MathVerifier(self.cfg.math)
         return self._math
 
     def code(self):
         if self._code is None:
-            from distill.filter.verify_code import CodeVerifier
+            from distill.verify.code import CodeVerifier
 
             self._code = CodeVerifier(self.cfg.code)
             self._check_sandbox(self._code)
@@ -80,19 +78,19 @@ class Verifiers:
 
     def judge(self):
         if self._judge is None:
-            from distill.filter.verify_judge import LLMJudge
+            from distill.verify.judge import LLMJudge
 
             self._judge = LLMJudge(self.cfg.judge)
         return self._judge
 
+    def verifier(self, kind: str):
+        """The verifier of one kind (math, code, judge), started on first use."""
+        return {"math": self.math, "code": self.code, "judge": self.judge}[kind]()
+
     # --- verification -------------------------------------------------------------------------------
 
     def _run(self, kind: str, rows: list[dict[str, Any]]) -> list[Verdict]:
-        if kind == "math":
-            return self.math().verify_many(rows)
-        if kind == "code":
-            return self.code().verify_many([(r["content"], r["reasoning"], r["tests"]) for r in rows])
-        return self.judge().judge_many(rows)
+        return self.verifier(kind).verify_many(rows)
 
     def kind_of(self, row: dict[str, Any]) -> str:
         return verifier_of(row, self.cfg)
@@ -120,21 +118,4 @@ class Verifiers:
                     break
                 for i, verdict in zip(again, self._run(kind, [rows[i] for i in again]), strict=True):
                     out[i] = verdict
-        return out
-
-    # --- decontamination ------------------------------------------------------------------------------
-
-    def decontaminate(self, rows: list[dict[str, Any]], cfg: DecontamConfig) -> list[str | None]:
-        """The contamination reason of each row's prompt, or None."""
-        if not cfg.enabled or not cfg.benchmarks:
-            return [None] * len(rows)
-        if self._decontam is None:
-            self._decontam = Decontaminator.from_config(cfg)
-        seen: dict[str, str | None] = {}
-        out = []
-        for row in rows:
-            pid = row["prompt_id"]
-            if pid not in seen:
-                seen[pid] = self._decontam.reason(row.get(cfg.field) or "")
-            out.append(seen[pid])
         return out
