@@ -25,9 +25,12 @@ app = typer.Typer(
 
 models_app = typer.Typer(help="The built-in model and model folders.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+data_app = typer.Typer(help="Small built-in problem sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 
 def _register() -> None:
+    from distill.data.command import arithmetic_command
     from distill.eval.command import eval_command
     from distill.filter.command import filter_command
     from distill.filter.mix_command import mix_command
@@ -46,6 +49,7 @@ def _register() -> None:
     app.command("manifest", no_args_is_help=True)(manifest_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)
+    data_app.command("arithmetic", no_args_is_help=True)(arithmetic_command)
 
 
 _register()
