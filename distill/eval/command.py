@@ -29,19 +29,25 @@ def eval_command(
         str | None, typer.Option(help="OpenAI-compatible endpoint for --backend openai.")
     ] = None,
     compare: Annotated[
-        tuple[Path, Path] | None, typer.Option(help="Print two results side by side: --compare DIR_A DIR_B.")
+        tuple[Path, Path] | None,
+        typer.Option(
+            help="Print two results side by side: --compare DIR_A DIR_B (folders or results.json files), "
+            "with B - A of pass@1 and its paired 95% interval over the problems both hold."
+        ),
     ] = None,
 ) -> None:
-    """Evaluate a model on reasoning benchmarks: pass@1 over k samples, pass@k, cons@k."""
+    """Evaluate a model on reasoning benchmarks: pass@1 over k samples (with a 95% interval over
+    problems), pass@k, cons@k."""
     from rich.console import Console
 
-    from distill.eval.report import comparison_table, results_table
+    from distill.eval.report import comparison_table, paired_table, results_table
     from distill.eval.run import load_results
 
     console = Console()
     if compare:
         a, b = (load_results(p) for p in compare)
         console.print(comparison_table(a, b, str(compare[0]), str(compare[1])))
+        console.print(paired_table(a, b))
         return
     from distill.config import load_stage_config
     from distill.errors import UserError

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from distill.engines.base import Engine, make_engine
 from distill.errors import UserError
 from distill.eval.config import BenchmarkConfig, EvalConfig
-from distill.eval.metrics import summarize
+from distill.eval.metrics import pass1_interval, summarize
 from distill.generate.config import GenerateConfig
 from distill.generate.run import run_generate
 from distill.inputs import InputConfig
@@ -109,7 +109,15 @@ def score_benchmark(samples_dir: Path, bench: BenchmarkConfig, verifiers: Verifi
                 "answers": None if bench.domain == "code" else [s["answer"] for s in p["samples"]],
             }
         )
-    return {"metrics": summarize(scored, ks), "verdicts": dict(counts), "problems": list(problems.values())}
+    records = list(problems.values())
+    return {
+        "metrics": summarize(scored, ks),
+        # 95% interval of pass@1 over problems (normal approximation; see distill/eval/metrics.py)
+        "intervals": {"pass@1": pass1_interval({"problems": records})},
+        "num_samples": sum(len(p["samples"]) for p in records),
+        "verdicts": dict(counts),
+        "problems": records,
+    }
 
 
 def run_eval(cfg: EvalConfig, progress=None, log=print) -> dict[str, Any]:
@@ -148,9 +156,15 @@ def run_eval(cfg: EvalConfig, progress=None, log=print) -> dict[str, Any]:
                     "samples_per_problem": cfg.sampling.num_samples,
                     **scored,
                 }
+                ci = scored["intervals"]["pass@1"]
                 log(
                     f"{bench.display_name}: "
                     + ", ".join(f"{k} {v:.3f}" for k, v in scored["metrics"].items())
+                    + (
+                        f" (pass@1 95% CI {ci['lo']:.3f}-{ci['hi']:.3f})"
+                        if ci and ci["lo"] is not None
+                        else ""
+                    )
                 )
     finally:
         engine.close()
