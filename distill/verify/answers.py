@@ -1,4 +1,16 @@
-"""Final-answer extraction from teacher traces, with plain string scanning (no regex over the trace).
+"""Final answers of teacher traces and gold answers, as the math verifier hands them to math-verify.
+
+What is checked (`answer_text`): the trace's final answer, i.e. `content`, the text after
+`</think>`, whole (math-verify reads every box in it: `\\boxed{1}, \\boxed{2}` is the set {1, 2});
+for a trace cut off inside its reasoning (no content), the last box in the reasoning's last 2,000
+characters. `\\fbox{}` counts as `\\boxed{}` (math-verify reads only `\\boxed`). The gold
+(`gold_text`): GSM8K's worked solutions reduced to the text after `####`, then wrapped in
+`\\boxed{}` unless it already has `\\boxed{}` or `$...$` delimiters: math-verify's LaTeX
+extraction needs an anchor, and a bare gold is otherwise unparsable (`\\dfrac{207}{64}`) or cut
+apart (`(\\frac{2}{3},1)\\cup(7,\\infty)` read as 2/3).
+
+`extract_final_answer` (one string: the last box, or the conventions of a non-boxed reply) is what
+eval's majority vote and `distill verify` show; it does not decide verdicts.
 
 Traces are 8-30 KB; every search here is a `str.rfind`/`str.find` (C speed) or a scan of a short
 tail, so extraction costs microseconds per row and can run in the parent process.
@@ -114,6 +126,42 @@ def extract_final_answer(content: str | None, reasoning: str | None) -> str | No
     if reasoning:
         return last_boxed(reasoning[-REASONING_TAIL_CHARS:])
     return None
+
+
+def answer_text(content: str | None, reasoning: str | None) -> str | None:
+    """The text math-verify reads for a trace's answer (see the module docstring), or None."""
+    if content and content.strip():
+        return content.replace("\\fbox", "\\boxed") if "\\fbox" in content else content
+    if reasoning:
+        boxed = last_boxed(reasoning[-REASONING_TAIL_CHARS:])
+        return f"\\boxed{{{boxed}}}" if boxed else None
+    return None
+
+
+def only_box(text: str) -> str | None:
+    """The content of the one box of `text` when it has exactly one, else None: math-verify then
+    reads that box alone (checked against it in the differential test)."""
+    if text.count("\\boxed") != 1:
+        return None
+    return last_boxed(text)
+
+
+def has_delimiters(gold: str) -> bool:
+    """Whether a gold already carries what math-verify's extraction anchors on: a `\\boxed{}`, or a
+    pair of unescaped `$`."""
+    return "\\boxed" in gold or gold.replace("\\$", "").count("$") >= 2
+
+
+def gold_text(gold: str | None) -> str:
+    """The gold as math-verify parses it: after GSM8K's `####`, stripped, wrapped in `\\boxed{}`
+    unless it has delimiters. An empty gold stays empty."""
+    gold = "" if gold is None else str(gold)
+    if "####" in gold:  # a whole GSM8K solution: its final answer follows `#### `
+        gold = gold.rsplit("####", 1)[1]
+    gold = gold.strip()
+    if not gold or has_delimiters(gold):
+        return gold
+    return f"\\boxed{{{gold}}}"
 
 
 # --- cheap equality (a PASS short-cut only) --------------------------------------------------

@@ -1,7 +1,17 @@
-"""Math verification for `distill filter`: the trace's final answer against the gold, with math-verify.
+"""Math verification (filter, eval, `distill verify`): a trace's final answer against the gold, with math-verify.
 
-The parent extracts final answers (`answers.py`), answers cheap cases itself (cache; the same plain number;
-an integer gold against a plain integer, fraction or decimal) and sends the distinct (gold, answer) pairs in chunks to long-lived worker
+The rule is plain math-verify's (the reference, `reference_verdict`): the gold wrapped in `\\boxed{}`
+unless it has delimiters, parsed with math-verify's defaults; the prediction parsed from the final
+answer with boxed answers first, every box of it read; `verify(gold, prediction)`. The answer
+format policy (`answer_format`) says what counts as an answer: `boxed` (the default; the R1 prompt
+asks for `\\boxed{}`: a final answer without a box is `fail: no boxed answer`) or `lenient` (also
+"The answer is 3", `#### 3`, the last number: math-verify's default extraction). The deliberate
+differences from plain math-verify are listed in docs/filter.md (`\\fbox`, GSM8K's `####` golds,
+traces cut off in their reasoning); `tests/verify/test_math_differential.py` holds the rest to it.
+
+The parent finds each trace's answer text (`answers.py`), answers cheap cases itself (cache; a
+single box holding the same plain number; an integer gold against a plain integer, fraction or
+decimal) and sends the distinct (gold, answer text) pairs in chunks to long-lived worker
 processes that run math-verify in their main thread. math-verify's own `signal.alarm` timeouts are off;
 instead each worker arms a soft alarm per item and the parent enforces a hard per-item deadline:
 a worker that overruns is SIGKILLed and replaced, its item gets `error: timeout`, and the rest of its
@@ -30,14 +40,21 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.verify.answers import extract_final_answer, number_key
+from distill.verify.answers import answer_text, gold_text, number_key, only_box
 from distill.verify.verdict import Verdict
 
-Pair = tuple[str, str]  # (gold, extracted answer)
+Pair = tuple[str, str]  # (gold as math-verify parses it, the answer text)
+AnswerFormat = Literal["boxed", "lenient"]
 Outcome = tuple[str, str | None]  # (status, reason): what a worker sends back per item
 
 
 class MathVerifyConfig(StrictModel):
+    answer_format: AnswerFormat = Field(
+        "boxed",
+        description="What counts as a final answer: 'boxed' (a \\boxed{} in the answer, as the R1 prompt "
+        "asks; without one: fail 'no boxed answer') or 'lenient' (also 'The answer is 3', 'A: 3', "
+        "'#### 3', the last number: math-verify's default extraction).",
+    )
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes running math-verify."
     )
@@ -82,7 +99,7 @@ class MathVerifyConfig(StrictModel):
 _PLAIN_INT = re.compile(r"-?\d{1,15}")  # no +, separators, $ or decimals: an Integer to math-verify
 _PLAIN_DECIMAL = re.compile(r"-?\d{1,9}\.\d{1,6}")  # a Float; at most 6 decimals: its rounding is exact
 _PLAIN_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a Rational
-_GOLD_FRACTION = re.compile(r"(-?)\\frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a gold `\dfrac` does not parse
+_GOLD_FRACTION = _PLAIN_FRACTION  # wrapped in `\boxed{}`, a gold `\dfrac` parses as `\frac` does
 # An integer in `\text{}`, or followed by one `\text{}` of words: `\text{18}`, `18 \text{ dollars}`.
 # Canonical integers only: math-verify reads `\text{007}` and `\text{-0}` as text, not as 7 and 0.
 _CANONICAL_INT = re.compile(r"-?[1-9]\d{0,14}|0")
@@ -135,54 +152,41 @@ class _SoftTimeout(BaseException):
 class _Checker:
     """math-verify with the parsed gold and the parsed answer cached per string (worker side)."""
 
-    CACHE_LIMIT = 50_000
+    CACHE_LIMIT = 20_000
 
-    def __init__(self) -> None:
-        from latex2sympy2_extended import NormalizationConfig
+    def __init__(self, answer_format: AnswerFormat = "boxed") -> None:
         from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
         self._parse, self._verify = parse, verify
-        # Gold: open-r1's settings. Prediction: open-r1's (boxed first, LaTeX only), minus the
-        # `equations=True` that math-verify 0.9 deprecates (its parser handles equations itself).
+        # Plain math-verify: its default extraction for the gold (which `gold_text` has anchored);
+        # for the prediction boxed answers first, plus expressions ("the answer is 3") when lenient.
         self.gold_config = [LatexExtractionConfig(), ExprExtractionConfig()]
-        norm = NormalizationConfig(
-            nits=False, malformed_operators=False, basic_latex=True, equations=False, boxed="all", units=True
-        )
-        self.pred_config = [
-            LatexExtractionConfig(
-                normalization_config=norm, boxed_match_priority=0, try_extract_without_anchor=False
-            )
-        ]
+        self.pred_config = pred_config(answer_format)
+        self.no_answer = "unparsable answer" if answer_format == "boxed" else "no answer found"
         self.golds: dict[str, list] = {}
         self.preds: dict[str, list] = {}
 
-    def parse(self, text: str, config: list, cache: dict[str, list], key: str) -> list:
-        if (hit := cache.get(key)) is not None:
+    def parse(self, text: str, config: list, cache: dict[str, list]) -> list:
+        if (hit := cache.get(text)) is not None:
             return hit
         try:  # raise_on_error lets a MemoryError out; other errors are math-verify's "nothing parsed"
-            parsed = self._parse(
-                text,
-                extraction_config=config,
-                extraction_mode="first_match",
-                parsing_timeout=None,
-                raise_on_error=True,
-            )
+            parsed = self._parse(text, extraction_config=config, parsing_timeout=None, raise_on_error=True)
         except MemoryError:
             raise
         except Exception:
             parsed = []
         if len(cache) >= self.CACHE_LIMIT:
             cache.clear()
-        cache[key] = parsed
+        cache[text] = parsed
         return parsed
 
     def check(self, gold: str, answer: str) -> Outcome:
-        gold_parsed = self.parse(gold, self.gold_config, self.golds, gold)
+        gold_parsed = self.parse(gold, self.gold_config, self.golds)
         if not gold_parsed:
             return "error", "unparsable gold"
-        pred_parsed = self.parse("\\boxed{" + answer + "}", self.pred_config, self.preds, answer)
+        pred_parsed = self.parse(answer, self.pred_config, self.preds)
         if not pred_parsed:
-            return "fail", "unparsable answer"
+            return "fail", self.no_answer
         # verify(golds, preds) is any() over the product with errors counted as False; the same loop
         # here, pair by pair, so that a MemoryError is reported instead of read as "not equal".
         for g, p in product(gold_parsed, pred_parsed):
@@ -194,6 +198,38 @@ class _Checker:
             except Exception:
                 continue
         return "fail", "wrong answer"
+
+
+def pred_config(answer_format: AnswerFormat) -> list:
+    """math-verify's extraction config for a prediction under an answer format policy."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    boxed_first = LatexExtractionConfig(boxed_match_priority=0)
+    return [boxed_first] if answer_format == "boxed" else [boxed_first, ExprExtractionConfig()]
+
+
+def reference_verdict(gold: str, content: str, answer_format: AnswerFormat = "boxed") -> Outcome:
+    """Plain math-verify, in this process and without any of the verifier's machinery: what
+    `MathVerifier` must agree with (the differential test), documented differences aside.
+    `content` is the trace's final answer (the text after `</think>`)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    gold = gold.strip()
+    if not ("\\boxed" in gold or gold.replace("\\$", "").count("$") >= 2):
+        gold = "\\boxed{" + gold + "}"
+    gold_parsed = parse(
+        gold, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None
+    )
+    if not gold_parsed:
+        return "error", "unparsable gold"
+    if answer_format == "boxed" and "\\boxed" not in content:
+        return "fail", "no boxed answer"
+    pred_parsed = parse(content, extraction_config=pred_config(answer_format), parsing_timeout=None)
+    if not pred_parsed:
+        return "fail", "unparsable answer" if answer_format == "boxed" else "no answer found"
+    if verify(gold_parsed, pred_parsed, timeout_seconds=None):
+        return "pass", "verified"
+    return "fail", "wrong answer"
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -209,7 +245,9 @@ def _next_chunk(conn: Any) -> list[Pair] | None:
         return None
 
 
-def _worker_main(conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s: float | None) -> None:
+def _worker_main(
+    conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s: float | None, answer_format: AnswerFormat
+) -> None:
     """Serve chunks of (gold, answer) pairs until None; `progress` = [item index or -1, start time]."""
     if memory_mb:
         limit = memory_mb * 2**20
@@ -219,8 +257,8 @@ def _worker_main(conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     signal.signal(signal.SIGALRM, _on_alarm)
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" warnings
-    checker = _Checker()
-    checker.check("1", "1")  # warm up the LaTeX parser
+    checker = _Checker(answer_format)
+    checker.check("\\boxed{1}", "\\boxed{1}")  # warm up the LaTeX parser
     while (chunk := _next_chunk(conn)) is not None:
         out: list[Outcome] = []
         for i, (gold, answer) in enumerate(chunk):
@@ -252,7 +290,9 @@ class _Worker:
         self.progress = ctx.RawArray("d", [-1.0, 0.0])
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_worker_main, args=(child, self.progress, config.memory_mb, soft), daemon=True
+            target=_worker_main,
+            args=(child, self.progress, config.memory_mb, soft, config.answer_format),
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -320,17 +360,19 @@ class MathVerifier:
     def _verify_many(self, rows: Iterable[dict]) -> list[Verdict]:
         verdicts: list[Verdict | None] = []
         waiting: dict[Pair, list[int]] = {}
+        boxed = self.config.answer_format == "boxed"
         for row in rows:
             verdicts.append(None)
-            answer = extract_final_answer(row.get("content"), row.get("reasoning"))
-            if answer is None:
+            text = answer_text(row.get("content"), row.get("reasoning"))
+            if text is None:
                 verdicts[-1] = Verdict.failed("no final answer")
                 continue
-            gold = "" if row.get("answer") is None else str(row["answer"])
-            if "####" in gold:  # a whole GSM8K solution: its final answer follows `#### `
-                gold = gold.rsplit("####", 1)[1].strip()
-            pair = (gold, answer)
-            verdicts[-1] = self._cache.get(pair) or self._shortcut(pair)
+            if boxed and "\\boxed" not in text:
+                verdicts[-1] = Verdict.failed("no boxed answer")
+                continue
+            gold = gold_text(row.get("answer"))
+            pair = (gold, text)
+            verdicts[-1] = self._cache.get(pair) or self._shortcut_text(row.get("answer"), text)
             if verdicts[-1] is None:
                 waiting.setdefault(pair, []).append(len(verdicts) - 1)
         if waiting:
@@ -351,13 +393,24 @@ class MathVerifier:
                     verdicts[i] = verdict
         return verdicts  # type: ignore[return-value]
 
+    def _shortcut_text(self, gold: str | None, text: str) -> Verdict | None:
+        """`_shortcut` for a trace whose answer text has exactly one box (math-verify reads that box
+        alone then), with the gold as written (after GSM8K's `####`); None where it cannot decide."""
+        box = only_box(text)
+        if box is None or not self.config.fast_path:
+            return None
+        gold = "" if gold is None else str(gold)
+        if "####" in gold:
+            gold = gold.rsplit("####", 1)[1]
+        return self._shortcut((gold.strip(), box))
+
     def _shortcut(self, pair: Pair) -> Verdict | None:
         """math-verify's verdict where it cannot be anything else: PASS for the same plain number;
         against a plain integer gold, the verdict of an exact comparison with a plain integer,
         fraction or short decimal answer (`_plain_rational`), or with an integer in `\\text{}` or
         followed by a `\\text{}` of words (`_integer_with_text`, canonical gold only); against a plain `\\frac{a}{b}` gold,
-        with a plain integer or fraction answer. Golds in any other form are left to math-verify
-        (its gold parsing has quirks: `1,2` is 1.2, a bare `\\frac13` or `\\dfrac{1}{2}` does not parse)."""
+        with a plain integer or fraction answer. Golds in any other form are left to math-verify.
+        `pair` is (the gold as written, the content of the answer's one box)."""
         if not self.config.fast_path:
             return None
         key = number_key(pair[0])

@@ -103,21 +103,33 @@ def test_gsm8k_style_answers(verifier: MathVerifier) -> None:
         row("18", "\\boxed{\\$18}"),
         row("73", "The total is **73**."),
         row("18", "Thus 9 * 2 = 18\n#### 18"),
-        row("18", "\\boxed{18} was wrong; it is \\boxed{19}"),  # the last box wins
+        row("18", "\\boxed{18} was wrong; it is \\boxed{19}"),  # every box is read: {18, 19}
         row("18", "\\boxed{19} was wrong; it is \\boxed{18}"),
         row("She sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\n9 * 2 = $<<9*2=18>>18\n#### 18", "\\boxed{18}"),
     ]
     got = verifier.verify_many(rows)
     assert statuses(got) == [
-        "pass", "fail", "pass", "pass", "fail", "pass", "pass", "pass", "pass", "pass", "fail", "pass", "pass"
+        "pass", "fail", "pass", "pass", "fail", "pass", "pass", "pass", "fail", "fail", "fail", "fail", "pass"
     ]  # fmt: skip
     assert got[1] == Verdict.failed("wrong answer")
+    assert got[8] == got[9] == Verdict.failed("no boxed answer")  # the boxed policy: no box, no answer
+    # math-verify reads every box of the final answer: {18, 19} is not 18, {19, 18} neither
+    assert got[10] == got[11] == Verdict.failed("wrong answer")
+
+
+def test_lenient_policy_reads_unboxed_answers() -> None:
+    rows = [row("73", "The total is **73**."), row("18", "Thus 9 * 2 = 18\n#### 18"), row("18", "The answer is 18."),
+            row("18", "A: 17"), row("18", "\\boxed{18}"), row("18", "I could not solve it.")]  # fmt: skip
+    with MathVerifier(MathVerifyConfig(workers=1, answer_format="lenient")) as v:
+        got = v.verify_many(rows)
+    assert statuses(got) == ["pass", "pass", "pass", "fail", "pass", "fail"]
+    assert got[5] == Verdict.failed("no answer found")
 
 
 def test_fractions_and_decimals_follow_math_verify(verifier: MathVerifier) -> None:
     """math-verify compares a float with a rational after rounding both to 6 decimals: 0.5 == 1/2 and
-    0.333333 == 1/3, but 0.333 != 1/3. A bare `\\frac{1}{2}` gold parses, a bare `\\frac13` or
-    `\\dfrac{1}{2}` gold does not (no `$` anchors): those are `error: unparsable gold`."""
+    0.333333 == 1/3, but 0.333 != 1/3. Bare golds are wrapped in `\\boxed{}`, so a bare `\\frac13`
+    or `\\dfrac{1}{2}` parses (plain math-verify reads neither without an anchor)."""
     rows = [
         row("\\frac{1}{2}", "\\boxed{0.5}"),
         row("0.5", "\\boxed{\\frac{1}{2}}"),
@@ -130,8 +142,7 @@ def test_fractions_and_decimals_follow_math_verify(verifier: MathVerifier) -> No
         row("\\dfrac{1}{2}", "\\boxed{0.5}"),
     ]
     got = verifier.verify_many(rows)
-    assert statuses(got) == ["pass", "pass", "pass", "pass", "pass", "fail", "fail", "error", "error"]
-    assert got[-1] == Verdict.errored("unparsable gold")
+    assert statuses(got) == ["pass", "pass", "pass", "pass", "pass", "fail", "fail", "pass", "pass"]
 
 
 def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
@@ -145,40 +156,16 @@ def test_missing_answers_and_bad_golds(verifier: MathVerifier) -> None:
     ]
     got = verifier.verify_many(rows)
     assert got[:2] == [Verdict.passed("equal"), Verdict.failed("wrong answer")]
-    assert got[2] == got[3] == Verdict.failed("no final answer")
-    assert got[4] == got[5] == Verdict.errored("unparsable gold")
+    assert got[2] == Verdict.failed("no boxed answer")
+    assert got[3] == Verdict.failed("no final answer")
+    assert got[4] == Verdict.failed("wrong answer")  # `\\boxed{hello world}` parses (as symbols)
+    assert got[5] == Verdict.errored("unparsable gold")
 
 
-def test_fast_path_never_changes_a_math_verify_verdict() -> None:
-    golds = ["18", "1,000", "1000", "$1,000$", "0.5", "3.50", "-0", "0", "007", "1,2", "$18$", "18.0", "-7",
-             "123456789012345", "1234567890123456", "\\frac{36}{2}", "2", "\\frac{37}{8}", "\\frac{-14}{2}",
-             "-\\frac{3}{4}", "\\frac{0}{5}", "\\frac{1}{3}", "\\frac{6}{8}", "\\dfrac{3}{4}", "\\frac{3}{0}",
-             "\\frac{16}{8}"]  # fmt: skip
-    answers = ["18", " 18 ", "18.0", "\\$18", "\\$ 18", "$18$", "-18", "\\text{18}", "\\text{ 18 }", "18.",
-               "{18}", "1000", "1,000", "1{,}000", "1 000", "1\\,000", "1\\ 000", "\\text{1,000}", "1000.00",
-               "0.50", "3.5", "0", "-0.0", "7", "-7", "007", "1,2", "1.2", "17", "19", "+18", "123456789012344",
-               "1234567890123457", "18.000001", "18.0000001", "17.999999", "18.5", "-7.000", "0.000001",
-               "\\frac{36}{2}", "\\dfrac{36}{2}", "\\tfrac{36}{2}", "\\frac{35}{2}", "\\frac{-14}{2}",
-               "-\\frac{14}{2}", "\\frac{0}{5}", "\\frac{1}{0}", "\\frac{4}{2}", "\\frac{2000}{2}",
-               "\\frac{36}{2.0}", "\\frac 36 2", "\\frac{36}{2}.", "1/2", "\\frac{37}{8}", "\\frac{74}{16}",
-               "4.625", "\\frac{3}{4}", "-\\frac{3}{4}", "\\frac{-3}{4}", "\\frac{1}{3}", "\\frac{2}{6}",
-               "0.333333", "0.75", "-0.75", "\\frac{6}{8}", "\\dfrac{3}{4}", "2", "\\frac{16}{8}",
-               # an integer in \\text{} or with a \\text{} of words after it (units)
-               "\\text{ 18}", "\\text{17}", "\\text{-7}", "\\text{-0}", "\\text{0}", "\\text{007}", "\\text{7}",
-               "\\text{18.0}", "\\text{18 dollars}", "18 \\text{ dollars}", "18\\text{ dollars}", "18 \\text{dollars}",
-               "18\\text{m}", "17 \\text{ dollars}", "-7 \\text{ degrees}", "7 \\text{ degrees}", "0 \\text{ apples}",
-               "007 \\text{ apples}", "1000 \\text{ square feet}", "1,000 \\text{ dollars}", "18.0 \\text{ dollars}",
-               "18 \\text{ E}", "18 \\text{ or more}", "18 \\text{ and}", "18 \\text{percent}", "-7 \\text{percent}",
-               "-7\\text{ pct}", "18 \\text{ infants}", "18 \\text{ Or}"]  # fmt: skip
-    rows = [row(g, f"\\boxed{{{a}}}") for g in golds for a in answers]
-    with MathVerifier(MathVerifyConfig(workers=2, fast_path=False)) as slow:
-        reference = slow.verify_many(rows)
-    with MathVerifier(MathVerifyConfig(workers=2, fast_path=True)) as fast:
-        got = fast.verify_many(rows)
-    assert statuses(got) == statuses(reference)
-    fails = [(v.reason, r.reason) for v, r in zip(got, reference, strict=True) if r.status == "fail"]
-    assert all(mine == theirs for mine, theirs in fails)  # the same reason too
-    assert sum(v.reason == "equal" for v in got) >= 40  # the short-cut did answer a good share
+def test_fast_path_shortcuts() -> None:
+    """The fast path's decisions on its own (its agreement with math-verify on the whole corpus is
+    in test_math_differential.py)."""
+    fast = MathVerifier(MathVerifyConfig(workers=1))
     # ... including FAIL, for an integer gold against a different plain integer, fraction or decimal
     wrong = Verdict.failed("wrong answer")
     assert fast._shortcut(("18", "17")) == fast._shortcut(("-7", "7")) == wrong
@@ -192,7 +179,7 @@ def test_fast_path_never_changes_a_math_verify_verdict() -> None:
     assert fast._shortcut(("\\frac{37}{8}", "\\frac{37}{8}")) == Verdict.passed("equal")
     assert fast._shortcut(("-\\frac{3}{4}", "\\frac{3}{4}")) == wrong
     assert fast._shortcut(("\\frac{37}{8}", "4.625")) is None  # a Float: math-verify rounds
-    assert fast._shortcut(("\\dfrac{3}{4}", "\\frac{3}{4}")) is None  # an unparsable gold
+    assert fast._shortcut(("\\dfrac{3}{4}", "\\frac{3}{4}")) == Verdict.passed("equal")  # wrapped, it parses
     # an integer with text: `\\text{18}`, units after it; not words math-verify rewrites, not `007`
     passed = Verdict.passed("equal")
     assert fast._shortcut(("18", "18 \\text{ dollars}")) == fast._shortcut(("-7", "\\text{-7}")) == passed
