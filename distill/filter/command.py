@@ -48,13 +48,13 @@ def filter_command(
         "filter",
         recipe,
         {
-            "input": input,
             "output": str(output),
             "select.max_per_prompt": _per_prompt(max_per_prompt),
             "decontaminate.benchmarks": [str(p) for p in decontaminate] if decontaminate else None,
             "workers": workers,
         },
     )
+    cfg.input.path = input  # the recipe's `input` section (columns, domain, ...) stays
     from distill.verify.dispatch import warm_up
 
     warm_up(cfg.verify)  # math-verify's workers import it while this process imports the filter

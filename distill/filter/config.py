@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from distill.config import StrictModel
 from distill.filter.decontam import DecontamConfig
@@ -45,8 +45,82 @@ class SelectConfig(StrictModel):
         return value
 
 
+class TraceColumns(StrictModel):
+    """Which input column holds each trace field (docs/data.md), for trace sets made by other tools
+    (OpenR1-Math's `generations` is the completion, a `question` column the problem, ...). Unset: the
+    field's own name, and for `completion` also `generations`, for `finish_reason` also
+    `finish_reasons`. A column of lists (one element per sample) is one row per element."""
+
+    id: str | None = None
+    prompt_id: str | None = None
+    sample_index: str | None = None
+    problem: str | None = None
+    answer: str | None = None
+    tests: str | None = None
+    domain: str | None = None
+    source: str | None = None
+    prompt: str | None = None
+    reasoning: str | None = None
+    content: str | None = None
+    completion: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: str | None = None
+    completion_tokens: str | None = None
+    teacher: str | None = None
+    sampling: str | None = None
+
+
+class FilterInput(StrictModel):
+    """What `distill filter` reads and how its columns map to trace fields. A recipe may give just the
+    path (`input: runs/x/traces`, the older form); the command's INPUT argument sets `path`."""
+
+    path: str | None = Field(None, description="A `distill generate` folder, or trace Parquet/JSONL.")
+    columns: TraceColumns = Field(
+        default_factory=TraceColumns,
+        description="Trace field -> input column, e.g. {completion: generations, problem: question}.",
+    )
+    conversations: str | None = Field(
+        None,
+        description="Column holding a chat (list of {from, value} or {role, content} turns) to take the "
+        "prompt and the completion from when there is no completion column (unset: `conversations`, "
+        "else `messages`).",
+    )
+    domain: Literal["math", "code", "science", "general"] = Field(
+        "math", description="Domain of rows that have no domain column."
+    )
+    source: str | None = Field(None, description="Source of rows that have none (default: null).")
+    teacher: str | None = Field(None, description="Teacher of rows that have none (default: 'unknown').")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_only(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    def mapping(self) -> dict[str, Any]:
+        """The settings other than `path` that differ from the defaults (empty: a trace file of
+        docs/data.md is read as it is)."""
+        out: dict[str, Any] = {}
+        columns = {k: v for k, v in self.columns.model_dump().items() if v is not None}
+        if columns:
+            out["columns"] = columns
+        for name in ("conversations", "domain", "source", "teacher"):
+            value = getattr(self, name)
+            if value != type(self).model_fields[name].default:
+                out[name] = value
+        return out
+
+    @model_serializer(mode="wrap")
+    def _as_path(self, handler) -> Any:
+        # without a mapping, the path alone, as before the section existed (manifests, resolved recipes)
+        return handler(self) if self.mapping() else self.path
+
+
 class FilterConfig(StrictModel):
-    input: str | None = Field(None, description="A `distill generate` folder, or trace Parquet/JSONL.")
+    input: FilterInput = Field(
+        default_factory=FilterInput,
+        description="A `distill generate` folder or trace Parquet/JSONL (a path), or a section: path, "
+        "columns, conversations, domain, source, teacher.",
+    )
     output: str | None = Field(None, description="Output folder.")
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     readability: ReadabilityConfig = Field(default_factory=ReadabilityConfig)

@@ -62,7 +62,32 @@ def build_report(counts: dict[str, Any], plan: Plan) -> dict[str, Any]:
             "rejected": _quantiles(counts["rejected_tokens"]),
         },
         "pairs": len(plan.pairs),
+        # an input not in the trace schema (docs/data.md): the fields filled in, and golds missing
+        **({"derived": counts["derived"]} if counts.get("derived") else {}),
+        **({"no_answer_column": counts["no_answer_column"]} if counts.get("no_answer_column") else {}),
     }
+
+
+def _input_lines(report: dict[str, Any], cfg: FilterConfig | None) -> list[str]:
+    """What `distill filter` filled in for an input not in the trace schema (none for one that is)."""
+    lines = []
+    if report.get("derived"):
+        fields = ", ".join(f"{name} {n}" for name, n in report["derived"].items())
+        lines.append(
+            f"Derived fields (not in the input, filled in; rows per field, see docs/data.md): {fields}."
+        )
+    n = report.get("no_answer_column")
+    if n:
+        math = cfg.verify.domains.get("math") if cfg is not None else "math"
+        if math == "math":
+            what = (
+                "math verification gives them `error: no gold answer` (rejected unless "
+                "`verify.on_error: keep`); for a set without golds, map `verify.domains: {math: none}`"
+            )
+        else:
+            what = f"math rows go to `{math}` (`verify.domains.math`)"
+        lines.append(f"No gold answer: {n} rows come from files without an answer column: {what}.")
+    return [*lines, ""] if lines else []
 
 
 def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan) -> list[str]:
@@ -117,12 +142,13 @@ def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan
     return made
 
 
-def _markdown(report: dict[str, Any], plots: list[str]) -> str:
+def _markdown(report: dict[str, Any], plots: list[str], cfg: FilterConfig | None = None) -> str:
     lines = [
         "# Filter report",
         "",
         f"{report['kept']} of {report['rows']} rows kept.",
         "",
+        *_input_lines(report, cfg),
         "## Funnel",
         "",
         "| stage | dropped | rows left |",
@@ -163,5 +189,5 @@ def write_report(out: Path, counts: dict[str, Any], plan: Plan, cfg: FilterConfi
     plots = _plots(out, report, counts, plan)
     report["plots"] = plots
     atomic_write_text(out / "report.json", json.dumps(report, indent=1))
-    atomic_write_text(out / "report.md", _markdown(report, plots))
+    atomic_write_text(out / "report.md", _markdown(report, plots, cfg))
     return report

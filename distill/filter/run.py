@@ -37,12 +37,12 @@ import pyarrow.parquet as pq
 
 from distill.errors import UserError
 from distill.filter import kernels
-from distill.filter.config import FilterConfig
+from distill.filter.config import FilterConfig, FilterInput
 from distill.filter.decontam import PromptContamination
 from distill.filter.features import FEATURE_FIELDS, features, preference_length
 from distill.filter.plan import Keys, Plan, make_plan
 from distill.filter.reasons import reason_group
-from distill.filter.traces import REQUIRED, list_trace_files, read_trace_file
+from distill.filter.traces import REQUIRED, TraceRead, list_trace_files, read_trace_file
 from distill.memory import die_with_parent
 from distill.schema import DOMAINS, FILTERED_SCHEMA, SFT_SCHEMA, TRACE_SCHEMA, conform, stable_hash
 from distill.shards import (
@@ -98,6 +98,8 @@ def identity_of(cfg: FilterConfig, files: list[Path]) -> dict[str, Any]:
     conf = cfg.model_dump(mode="json", exclude={"input", "output", "workers", "keep_work"})
     for part in ("math", "code"):
         conf["verify"][part].pop("workers", None)
+    if cfg.input.mapping():  # how the input's columns are read (none for a trace file: as before)
+        conf["input"] = cfg.input.mapping()
     return {
         "stage": "filter",
         "config": conf,
@@ -114,13 +116,16 @@ def _first_pass(
         try:
             work_table, stats = job.finish(verifiers)
         except _EmptyRequired:  # rare: the whole file again, the way that records each bad row
-            table, rejects = read_trace_file(job.path)
-            job = _FirstPass(job.k, job.path, table, rejects, cfg, slim=False)
+            job = _FirstPass(job.k, job.path, read_trace_file(job.path, cfg.input), cfg, slim=False)
             job.verify(verifiers, contamination)
             job.submit(pool, split=True)
             work_table, stats = job.finish(verifiers)
         work.seal(job.k, work_table, stats)
-        log(f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass")
+        derived = ", ".join(f"{name} {n}" for name, n in stats.get("derived", {}).items())
+        log(
+            f"{files[job.k].name}: {stats['rows']} rows, {stats['rejected']} rejected in the first pass"
+            + (f" (derived: {derived})" if derived else "")
+        )
         if progress:
             progress.update(task, advance=1)
 
@@ -130,8 +135,8 @@ def _first_pass(
         contamination = PromptContamination(cfg.decontaminate)  # for the whole run
         seen = _ids_of_sealed(files, work, todo)  # row id -> the input file it first came from
         for k in todo:
-            table, rejects, slim = read_first_pass(files[k])
-            job = _FirstPass(k, files[k], table, rejects, cfg, slim)
+            read, slim = read_first_pass(files[k], cfg.input)
+            job = _FirstPass(k, files[k], read, cfg, slim)
             job.mark_input_rejects(seen)
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
@@ -167,10 +172,10 @@ def _start_worker(parent: int, warm: bool) -> None:
 
 
 def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
-    if not cfg.input or not cfg.output:
+    if not cfg.input.path or not cfg.output:
         raise UserError("filter needs an input and an output folder (-o/--output)")
     started = time.monotonic()
-    files = list_trace_files(cfg.input)
+    files = list_trace_files(cfg.input.path)
     out = Path(cfg.output)
     identity = identity_of(cfg, files)
     done = _complete_manifest(out, identity)
@@ -198,8 +203,9 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
             for r in work.shards.get(shard_name(k, len(files)), {}).get("input_reject_rows", [])
         ]
         counts = count_rows(keys, plan, input_rejects)
+        counts.update(_input_counts(work, len(files)))
         if not counts["rows"]:
-            log(f"warning: {cfg.input} has no trace rows: the output is empty")
+            log(f"warning: {cfg.input.path} has no trace rows: the output is empty")
         from distill.filter.report import write_report
 
         # the plots take seconds of CPU: drawn here while the workers write sft/ and rejects/
@@ -228,27 +234,47 @@ def _text_free(path: Path) -> bool:
     return path.suffix == ".parquet"
 
 
-def read_input(path: Path) -> tuple[pa.Table, list[dict]]:
+def _input_counts(work: ShardStore, n: int) -> dict[str, Any]:
+    """What the input mapping did, over every input file (from the work manifest: also the files of
+    an earlier run): derived fields -> rows, and rows of files without a gold-answer column."""
+    derived: Counter[str] = Counter()
+    no_answer = 0
+    for k in range(n):
+        stats = work.shards.get(shard_name(k, n), {})
+        derived.update(stats.get("derived", {}))
+        no_answer += stats.get("no_answer_column", 0)
+    order = {f.name: i for i, f in enumerate(TRACE_SCHEMA)}
+    return {
+        "derived": dict(sorted(derived.items(), key=lambda kv: order[kv[0]])),
+        "no_answer_column": no_answer,
+    }
+
+
+def read_input(path: Path, spec: FilterInput | None = None) -> tuple[pa.Table, list[dict]]:
     """`read_trace_file`, with a fast path for a Parquet file that already is a valid trace file
-    (TRACE_SCHEMA types, every required field set): the same table, without Python rows."""
-    if path.suffix == ".parquet":
+    (TRACE_SCHEMA types, every required field set) read as it is (no `input` mapping): the same
+    table, without Python rows."""
+    spec = spec or FilterInput()
+    if path.suffix == ".parquet" and not spec.mapping():
         table = _valid_trace_parquet(path)
         if table is not None:
             return table, []
-    return read_trace_file(path)
+    read = read_trace_file(path, spec)
+    return read.table, read.rejects
 
 
-def read_first_pass(path: Path) -> tuple[pa.Table, list[dict], bool]:
-    """What the first pass of this process needs of an input file: (table, rejects, slim). A valid
+def read_first_pass(path: Path, spec: FilterInput | None = None) -> tuple[TraceRead, bool]:
+    """What the first pass of this process needs of an input file: (what was read, slim). A valid
     Parquet trace file is read without its `reasoning` (`slim`: the feature workers read the texts
-    from the file themselves, and verification reads `reasoning` only where it needs it)."""
-    if path.suffix == ".parquet":
+    from the file themselves, and verification reads `reasoning` only where it needs it). Any other
+    file, or any file under an `input` mapping, goes through `read_trace_file`."""
+    spec = spec or FilterInput()
+    if path.suffix == ".parquet" and not spec.mapping():
         defer = (DEFERRED_TEXT,) if _no_nulls(path, (DEFERRED_TEXT, "completion_tokens")) else ()
         table = _valid_trace_parquet(path, skip=(BULK_TEXT,), defer=defer)
         if table is not None:
-            return table, [], True
-    table, rejects = read_trace_file(path)
-    return table, rejects, False
+            return TraceRead(table, []), True
+    return read_trace_file(path, spec), False
 
 
 def _no_nulls(path: Path, columns: tuple[str, ...]) -> bool:
@@ -386,11 +412,13 @@ class _FirstPass:
     first that applies; dedup sees surviving rows only). The first file submits every row's
     features before verifying (`every_row`), so that the workers are busy while the verifiers start."""
 
-    def __init__(
-        self, k: int, path: Path, table: pa.Table, rejects: list[dict], cfg: FilterConfig, slim: bool
-    ) -> None:
+    def __init__(self, k: int, path: Path, read: TraceRead, cfg: FilterConfig, slim: bool) -> None:
         self.k, self.path, self.cfg, self.slim = k, path, cfg, slim
-        self.text_free = _text_free(path)
+        table, rejects = read.table, read.rejects
+        # pass 3 reads a Parquet input's texts again (`read_input`), which maps no columns: a file
+        # whose rows were mapped keeps its texts in the work shard, as a JSONL input does
+        self.text_free = _text_free(path) and (slim or read.native)
+        self.derived, self.no_answer_column = read.derived, read.no_answer_column
         self.input_rejects = len(rejects)
         self.input_reject_rows = rejects  # kept in the work manifest, so a resumed run still reports them
         if slim:  # no reasoning; the completion, if read, stays in Arrow (only its length is used)
@@ -553,6 +581,10 @@ class _FirstPass:
             "input_rejects": self.input_rejects,
             "input_reject_rows": self.input_reject_rows,
         }
+        if self.derived:
+            stats["derived"] = self.derived
+        if self.no_answer_column:
+            stats["no_answer_column"] = self.no_answer_column
         return pa.Table.from_arrays(columns, schema=schema), stats
 
 
@@ -607,7 +639,11 @@ def _problems(work_path: Path, source: Path, keys: pa.Table) -> list[str | None]
     table = _read_present(work_path, ["problem"])
     if not table.num_columns:
         table = _read_present(source, ["id", "problem"]) if source.suffix == ".parquet" else None
-        if table is None or not table.column("id").equals(keys.column("id")):
+        if (
+            table is None
+            or table.column_names != ["id", "problem"]
+            or not table.column("id").equals(keys.column("id"))
+        ):
             table, _ = read_input(source)
     return table.column("problem").to_pylist()
 
@@ -861,12 +897,12 @@ def _complete_manifest(out: Path, identity: dict) -> dict | None:
 
 
 def _write_manifest(out: Path, identity, cfg: FilterConfig, files: list[Path], report: dict) -> dict:
-    source_manifest = Path(cfg.input) / MANIFEST
+    source_manifest = Path(cfg.input.path) / MANIFEST
     doc = {
         "complete": True,
         "identity": identity,
         "input": {
-            "path": str(cfg.input),
+            "path": str(cfg.input.path),
             "files": len(files),
             "manifest_sha256": sha256_file(source_manifest) if source_manifest.is_file() else None,
         },
