@@ -7,13 +7,48 @@ default: the final answer is what the student is trained to give and what a user
 that appears only in the drafts of the reasoning is an incomplete answer (`fail: no code
 block`). `fallback_to_reasoning: true` searches the reasoning when the answer has no block.
 
-Test formats, the `tests` column being a JSON string:
+Test formats, the `tests` column being a JSON string, told apart by their shape (`parse_tests`):
 
-- stdin/stdout: `[{"input": "...", "output": "..."}, ...]` (or APPS/TACO's
-  `{"inputs": [...], "outputs": [...]}`). Each case is a fresh sandbox run
-  with that stdin; it passes when the exit status is 0 and stdout equals the expected output
-  after trailing whitespace is dropped from every line and trailing empty lines are dropped
-  (compared as bytes). The first failing case ends the verdict, which names its index.
+- stdin/stdout: `[{"input": "...", "output": "..."}, ...]` (an extra `"testtype": "stdin"` is
+  fine), or APPS/TACO's `{"inputs": [...], "outputs": [...]}` without `fn_name` (an input or
+  output given as a list of lines is joined with newlines, as APPS does). Each case is a fresh
+  sandbox run with that stdin; it passes when the exit status is 0 and stdout matches the
+  expected output (`outputs_match`: line by line, trailing whitespace of every line and trailing
+  empty lines ignored; with `float_tolerance` set, differing lines still match when they have the
+  same number of whitespace-separated tokens and every differing token pair is two decimal
+  numbers within that absolute or relative tolerance). The first failing case ends the verdict,
+  which names its index.
+- call-based, APPS/TACO: `{"inputs": [[arg, ...], ...], "outputs": [result, ...], "fn_name":
+  "f"}`; LiveCodeBench's evaluation shape, where each input is a string of newline-separated JSON
+  arguments and each output a JSON string, is read the same way. The candidate defines `f` as a
+  method of a `Solution` class (LeetCode style; `Solution()` is built once) or as a top-level
+  function; a `Solution` with that method wins, as in the public checkers. Before the candidate,
+  the run imports what LeetCode and the checkers pre-import (`from typing import *`, the
+  collections/heapq/bisect/itertools/functools names, `math`, `re`, ...) and sets the recursion
+  limit to 50000 (as LiveCodeBench does). A case passes when the returned value, serialised to
+  JSON INSIDE the sandbox (so tuples are lists, int dict keys strings) and read back in the
+  parent, equals the expected value; APPS/TACO rows also accept an expected `[result]` wrapping
+  the result (only a one-element list: APPS's own check would also take the first element of a
+  longer list). An argument list whose first argument is a dict with integer-like keys gets int
+  keys (JSON can't have them; the APPS checker does the same). The expected values never enter
+  the sandbox: the candidate can't read them, and nothing it returns is trusted (no `__eq__` of
+  its objects runs; the comparison is of plain JSON data, in the parent). With
+  `float_tolerance`, float leaves compare within the tolerance.
+  All cases share ONE sandbox run (as in APPS and LiveCodeBench: one process, one `Solution()`),
+  which saves a sandbox start and the imports per case; the harness reports each case on its own
+  stdout line, `<nonce> <index> <kind> <payload>`. Limits of that run: `timeout_s` for loading
+  the candidate and `timeout_s` per case (an in-sandbox timer, `SIGALRM`, that ends the run
+  reporting the case), the whole run `timeout_s * (cases + 1)` (the bound even if the candidate
+  disarms the timer); stdout cap `max_output_bytes * min(cases, 16)`. The first failing case ends
+  the verdict.
+- LiveCodeBench rows: `{"public_test_cases": ..., "private_test_cases": ..., "metadata": ...}`,
+  each given as LiveCodeBench stores it (a JSON string) or already decoded. The cases are
+  `{"input", "output", "testtype"}`; public and private cases run together, as LiveCodeBench
+  does. `testtype: stdin` cases are stdin/stdout cases; `functional` cases are call-based with
+  `metadata.func_name`. `private_test_cases` may be LiveCodeBench's compressed form: base64 ->
+  zlib -> pickle of a JSON string. The pickle is read by an unpickler that refuses every class or
+  function reference (`find_class` raises), so only plain data (the string) can load; we never
+  call `pickle.loads`. At most 256 MiB are decompressed.
 - asserts: `{"code": "...", "entry_point": "..."}`, e.g. HumanEval's `test` defining
   `check(candidate)`: one run executes the candidate, then the test code, then
   `check(<entry_point>)`. Without `entry_point`, the test code's own asserts are the test.
@@ -31,27 +66,37 @@ What a determined adversary can still do in an assert run, since it shares the i
 the test (the sandbox contains it, but can't judge it): read the nonce from the harness's frame
 (`sys._getframe`), from memory (`gc`, `ctypes`, `/proc/self/mem`) and print it; patch modules
 the tests import (`math.isclose`, ...); return objects whose `__eq__` is always true; leave a
-thread that interferes with `check`. Stdin/stdout tests don't have this problem: the expected
-output never enters the sandbox.
+thread that interferes with `check`. Stdin/stdout and call-based tests don't have this problem:
+the expected output never enters the sandbox, so whatever the candidate prints or forges (it can
+read the call harness's nonce too) is at most an answer of its own, judged in the parent.
 
-Verdicts: malformed tests JSON -> `error: bad tests: ...` (a data problem, not the candidate's);
-a sandbox that failed to start -> `error: sandbox: ...`; a timeout -> `fail` (a run that never
-got its interpreter up is a sandbox error instead, so a timeout is the candidate's own time);
-memory exhaustion, crashes, output over the cap -> `fail`. The deadline is wall-clock: on an
-oversubscribed machine a slow but correct program can time out, so keep `workers` at or below
-the number of cores when the tests are CPU-heavy (trivial tests gain from more workers: a
-sandbox start mostly waits on the kernel, see benchmarks/code_verify_throughput.py).
+Verdicts: tests that can't be read (not JSON, a shape none of the above, bad base64/zlib, a
+pickle that references a class, no test cases) -> `error: unreadable tests: <why>` (a data
+problem, not the candidate's; never a `fail`); a sandbox that failed to start -> `error:
+sandbox: ...`; a timeout -> `fail` (a run that never got its interpreter up is a sandbox error
+instead, so a timeout is the candidate's own time); memory exhaustion, crashes, output over the
+cap, a missing function -> `fail`. The deadline is wall-clock: on an oversubscribed machine a
+slow but correct program can time out, so keep `workers` at or below the number of cores when
+the tests are CPU-heavy (trivial tests gain from more workers: a sandbox start mostly waits on
+the kernel, see benchmarks/code_verify_throughput.py).
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
+import io
 import json
+import math
+import pickle
 import re
 import secrets
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from pydantic import Field
 
@@ -61,6 +106,8 @@ from distill.verify.verdict import Verdict
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3"}
+MAX_DECOMPRESSED = 256 << 20  # bytes of LiveCodeBench's compressed private tests, decompressed
+MAX_CALL_OUTPUT_FACTOR = 16  # a call-based run's stdout cap: max_output_bytes * min(cases, this)
 
 
 def extract_code(text: str | None) -> str | None:
@@ -79,7 +126,10 @@ def extract_code(text: str | None) -> str | None:
 
 class CodeVerifyConfig(StrictModel):
     timeout_s: float = Field(
-        6.0, gt=0, description="Wall-clock limit of one run (one stdin case, or one assert run)."
+        6.0,
+        gt=0,
+        description="Wall-clock limit of one run (one stdin case, or one assert run); "
+        "in a call-based run, of loading the candidate and of each case.",
     )
     memory_mb: int = Field(1536, ge=64, description="Address-space limit of the program, MiB.")
     max_output_bytes: int = Field(
@@ -94,6 +144,14 @@ class CodeVerifyConfig(StrictModel):
     )
     python: str | None = Field(
         None, description="Interpreter run in the sandbox (default: ours). Stdlib only: no site-packages."
+    )
+    float_tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="When set, numbers that differ still match within this absolute or relative "
+        "tolerance: tokens of stdout lines that differ (same token count, both decimal numbers) "
+        "and float values of call-based results. None: exact comparison. 0: same value "
+        "(`1.0` matches `1`), no tolerance.",
     )
 
     def limits(self) -> Limits:
@@ -111,53 +169,286 @@ class AssertTests:
     entry_point: str | None
 
 
-class BadTests(ValueError):
-    """The tests column can't be used: a data problem, reported as `error: bad tests`."""
+@dataclass(frozen=True)
+class CallTests:
+    """Call-based cases: `fn_name(*args[i])` must return `expected[i]` (plain JSON values).
+    `unwrap`: an expected one-element list `[result]` also accepts `result` (APPS/TACO)."""
+
+    fn_name: str
+    args: list[list[Any]]
+    expected: list[Any]
+    unwrap: bool = False
 
 
-def parse_tests(tests_json: str | None) -> list[tuple[bytes, bytes]] | AssertTests:
+class UnreadableTests(ValueError):
+    """The tests column can't be used: a data problem, reported as `error: unreadable tests`."""
+
+
+Tests = list[tuple[bytes, bytes]] | CallTests | AssertTests
+
+
+def parse_tests(tests_json: str | None) -> Tests:
+    """The row's tests in one of the formats of the module docstring, told apart by shape;
+    `UnreadableTests` when they can't be used."""
     if not tests_json:
-        raise BadTests("missing")
+        raise UnreadableTests("missing")
     try:
         tests = json.loads(tests_json)
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise BadTests(f"not JSON: {exc}") from None
+    except (json.JSONDecodeError, TypeError, RecursionError) as exc:
+        raise UnreadableTests(f"not JSON: {exc}") from None
+    if isinstance(tests, dict) and ("public_test_cases" in tests or "private_test_cases" in tests):
+        return _livecodebench(tests)
     if isinstance(tests, dict) and "inputs" in tests and "outputs" in tests:
-        # APPS / TACO style: {"inputs": [...], "outputs": [...]} (stdin/stdout strings)
-        ins, outs = tests["inputs"], tests["outputs"]
-        if not (isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs)):
-            raise BadTests("'inputs' and 'outputs' must be lists of the same length")
-        tests = [{"input": i, "output": o} for i, o in zip(ins, outs, strict=True)]
+        return _apps(tests)
     if isinstance(tests, list):
         if not tests:
-            raise BadTests("empty list of cases")
-        cases = []
+            raise UnreadableTests("no test cases")
         for i, case in enumerate(tests):
-            if not (
-                isinstance(case, dict)
-                and isinstance(case.get("input"), str)
-                and isinstance(case.get("output"), str)
-            ):
-                raise BadTests(f"case {i} is not {{'input': str, 'output': str}}")
-            cases.append((case["input"].encode(), case["output"].encode()))
-        return cases
+            if isinstance(case, dict) and case.get("testtype") == "functional":
+                raise UnreadableTests(
+                    f"case {i} is functional but there is no function name "
+                    "(give LiveCodeBench's object with metadata.func_name)"
+                )
+        return [_stdin_case(i, case) for i, case in enumerate(tests)]
     if isinstance(tests, dict) and isinstance(tests.get("code"), str):
         entry = tests.get("entry_point")
         if entry is not None and not (isinstance(entry, str) and entry.isidentifier()):
-            raise BadTests(f"entry_point {entry!r} is not an identifier")
+            raise UnreadableTests(f"entry_point {entry!r} is not an identifier")
         try:
             tree = ast.parse(tests["code"])
         except SyntaxError as exc:
-            raise BadTests(f"test code does not parse: {exc}") from None
+            raise UnreadableTests(f"test code does not parse: {exc}") from None
         if entry and not any(isinstance(n, ast.FunctionDef) and n.name == "check" for n in tree.body):
-            raise BadTests("entry_point given but the test code defines no check()")
+            raise UnreadableTests("entry_point given but the test code defines no check()")
         return AssertTests(tests["code"], entry)
-    raise BadTests("expected a list of {input, output} cases or an object with 'code'")
+    raise UnreadableTests(
+        "expected a list of {input, output} cases, an object with inputs/outputs (APPS/TACO), "
+        "public_test_cases (LiveCodeBench) or code (asserts)"
+    )
+
+
+def _encode(text: str, what: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise UnreadableTests(f"{what} is not valid Unicode: {exc}") from None
+
+
+def _stdin_case(i: int, case: Any) -> tuple[bytes, bytes]:
+    if not (
+        isinstance(case, dict) and isinstance(case.get("input"), str) and isinstance(case.get("output"), str)
+    ):
+        raise UnreadableTests(f"case {i} is not {{'input': str, 'output': str}}")
+    return _encode(case["input"], f"case {i} input"), _encode(case["output"], f"case {i} output")
+
+
+def _lines(value: Any, what: str) -> str:
+    """An APPS stdin input/output: a string, or a list of lines joined with newlines."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    raise UnreadableTests(f"{what} is neither a string nor a list of strings")
+
+
+def _json_args(text: str, what: str) -> list[Any]:
+    """LiveCodeBench's functional input: one JSON value per line, the arguments in order."""
+    try:
+        return [json.loads(line) for line in text.rstrip("\n").split("\n")] if text.strip() else []
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UnreadableTests(f"{what} is not JSON lines: {exc}") from None
+
+
+def _json_value(text: Any, what: str) -> Any:
+    if not isinstance(text, str):
+        raise UnreadableTests(f"{what} is not a JSON string")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UnreadableTests(f"{what} is not JSON: {exc}") from None
+
+
+def _fn_name(value: Any, where: str) -> str:
+    if not (isinstance(value, str) and value.isidentifier()):
+        raise UnreadableTests(f"{where} {value!r} is not an identifier")
+    return value
+
+
+def _apps(tests: dict) -> Tests:
+    """APPS / TACO (and LiveCodeBench's evaluation shape): inputs, outputs, optional fn_name."""
+    ins, outs = tests["inputs"], tests["outputs"]
+    if not (isinstance(ins, list) and isinstance(outs, list) and len(ins) == len(outs)):
+        raise UnreadableTests("'inputs' and 'outputs' must be lists of the same length")
+    if not ins:
+        raise UnreadableTests("no test cases")
+    fn = tests.get("fn_name")
+    if fn is None or fn == "":
+        return [
+            (
+                _encode(_lines(i, f"case {k} input"), f"case {k} input"),
+                _encode(_lines(o, f"case {k} output"), f"case {k} output"),
+            )
+            for k, (i, o) in enumerate(zip(ins, outs, strict=True))
+        ]
+    fn = _fn_name(fn, "fn_name")
+    if all(isinstance(i, list) for i in ins):  # APPS/TACO: argument lists, plain expected values
+        return CallTests(fn, ins, outs, unwrap=True)
+    if all(isinstance(i, str) for i in ins):  # LiveCodeBench: JSON lines in, a JSON string out
+        args = [_json_args(i, f"case {k} input") for k, i in enumerate(ins)]
+        return CallTests(fn, args, [_json_value(o, f"case {k} output") for k, o in enumerate(outs)])
+    raise UnreadableTests("call-based inputs must all be argument lists (or all JSON-lines strings)")
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain data only (str, bytes, numbers, lists, dicts, ...): any class or function
+    reference, the only way a pickle runs code, is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refers to {module}.{name}; only plain data is accepted")
+
+
+def _decompress(text: str) -> Any:
+    """LiveCodeBench's compressed cases: base64 -> zlib -> pickle of a JSON string -> cases."""
+    try:
+        raw = base64.b64decode("".join(text.split()).encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise UnreadableTests(f"private_test_cases is neither JSON nor base64: {exc}") from None
+    try:
+        inflate = zlib.decompressobj()
+        data = inflate.decompress(raw, MAX_DECOMPRESSED)
+    except zlib.error as exc:
+        raise UnreadableTests(f"private_test_cases: not zlib data: {exc}") from None
+    if inflate.unconsumed_tail:
+        raise UnreadableTests(f"private_test_cases: over {MAX_DECOMPRESSED >> 20} MiB decompressed")
+    if not inflate.eof:
+        raise UnreadableTests("private_test_cases: truncated zlib data")
+    try:
+        value = _PlainUnpickler(io.BytesIO(data)).load()
+    except Exception as exc:  # any way a pickle can be broken is a data problem
+        raise UnreadableTests(f"private_test_cases: unreadable pickle: {exc}") from None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return _json_value(value, "private_test_cases' pickled value") if isinstance(value, str) else value
+
+
+def _lcb_cases(tests: dict, key: str) -> list:
+    value = tests.get(key)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            if key != "private_test_cases":
+                raise UnreadableTests(f"{key} is not JSON: {exc}") from None
+            value = _decompress(value)
+    if not isinstance(value, list):
+        raise UnreadableTests(f"{key} is not a list of cases")
+    return value
+
+
+def _livecodebench(tests: dict) -> Tests:
+    cases = _lcb_cases(tests, "public_test_cases") + _lcb_cases(tests, "private_test_cases")
+    if not cases:
+        raise UnreadableTests("no test cases")
+    meta = tests.get("metadata") or {}
+    if isinstance(meta, str):
+        meta = _json_value(meta, "metadata")
+    if not isinstance(meta, dict):
+        raise UnreadableTests("metadata is not an object")
+    for i, case in enumerate(cases):
+        if not (
+            isinstance(case, dict)
+            and isinstance(case.get("input"), str)
+            and isinstance(case.get("output"), str)
+        ):
+            raise UnreadableTests(f"case {i} is not {{'input': str, 'output': str, 'testtype': ...}}")
+    kinds = {case.get("testtype") for case in cases} - {None}
+    if not kinds <= {"stdin", "functional"}:
+        raise UnreadableTests(f"unknown testtype {sorted(map(str, kinds - {'stdin', 'functional'}))}")
+    if len(kinds) > 1:
+        raise UnreadableTests("cases mix stdin and functional testtypes")
+    fn = meta.get("func_name")
+    if kinds == {"functional"} or (not kinds and fn):
+        if not fn:
+            raise UnreadableTests("functional cases but no metadata.func_name")
+        return CallTests(
+            _fn_name(fn, "metadata.func_name"),
+            [_json_args(c["input"], f"case {i} input") for i, c in enumerate(cases)],
+            [_json_value(c["output"], f"case {i} output") for i, c in enumerate(cases)],
+        )
+    return [_stdin_case(i, case) for i, case in enumerate(cases)]
 
 
 def normalise(out: bytes) -> bytes:
     """Trailing whitespace of every line and trailing empty lines dropped; CRLF as LF."""
     return b"\n".join(line.rstrip() for line in out.replace(b"\r\n", b"\n").split(b"\n")).rstrip(b"\n")
+
+
+_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def _tokens_match(got: bytes, expected: bytes, tolerance: float) -> bool:
+    a, b = got.split(), expected.split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x == y:
+            continue
+        if not (_NUMBER.fullmatch(x) and _NUMBER.fullmatch(y) and _close(float(x), float(y), tolerance)):
+            return False
+    return True
+
+
+def outputs_match(got: bytes, expected: bytes, float_tolerance: float | None = None) -> bool:
+    """Stdout against the expected output, as the public checkers compare them: see the module
+    docstring."""
+    got, expected = normalise(got), normalise(expected)
+    if got == expected:
+        return True
+    if float_tolerance is None:
+        return False
+    a, b = got.split(b"\n"), expected.split(b"\n")
+    return len(a) == len(b) and all(
+        x == y or _tokens_match(x, y, float_tolerance) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _same(got: Any, want: Any, tolerance: float | None) -> bool:
+    """Equality of two plain JSON values; float leaves within `tolerance` when it is set."""
+    if tolerance is None:
+        return got == want
+    if isinstance(got, list) and isinstance(want, list):
+        return len(got) == len(want) and all(_same(g, w, tolerance) for g, w in zip(got, want, strict=True))
+    if isinstance(got, dict) and isinstance(want, dict):
+        return got.keys() == want.keys() and all(_same(got[k], want[k], tolerance) for k in want)
+    numbers = (int, float)
+    if (
+        isinstance(got, numbers)
+        and isinstance(want, numbers)
+        and not isinstance(got, bool)
+        and not isinstance(want, bool)
+        and (isinstance(got, float) or isinstance(want, float))
+    ):
+        try:
+            return got == want or _close(float(got), float(want), tolerance)
+        except OverflowError:
+            return False
+    return got == want
+
+
+def results_match(got: Any, want: Any, float_tolerance: float | None = None, unwrap: bool = False) -> bool:
+    """A call-based result (read back from JSON) against the expected value."""
+    try:
+        if _same(got, want, float_tolerance):
+            return True
+        return unwrap and isinstance(want, list) and len(want) == 1 and _same(got, want[0], float_tolerance)
+    except RecursionError:
+        return False
 
 
 # Runs in the sandbox: candidate, then tests, then check; the nonce only after check returned.
@@ -189,11 +480,130 @@ def _run(candidate, tests, entry_point):
         exit_(0)
 """
 
+# What LeetCode and the public checkers (APPS, TACO, LiveCodeBench) have imported before a
+# call-based candidate runs; no `from math import *` (its `pow` would shadow the builtin's).
+CALL_PRELUDE = """\
+from typing import *
+from collections import *
+from heapq import *
+from bisect import *
+from itertools import *
+from functools import *
+import bisect, collections, copy, functools, heapq, itertools, math, operator, random, re, string, sys
+"""
+
+# Runs in the sandbox: stdin is `nonce \\n JSON list of argument lists`. Every case's outcome is
+# one stdout line `\\n<nonce> <index> <kind> <payload>\\n`, kind ok (payload: the result as JSON),
+# error (a JSON string), unserialisable (a JSON string), missing or timeout. The parent compares.
+CALL_HARNESS = """\
+import builtins, json, os, signal, sys
+
+
+def _run(candidate, prelude, fn_name, timeout_s):
+    write, exit_, dumps, setitimer, REAL = os.write, os._exit, json.dumps, signal.setitimer, signal.ITIMER_REAL
+    data = bytearray()
+    while True:
+        chunk = os.read(0, 1 << 20)
+        if not chunk:
+            break
+        data += chunk
+    os.ftruncate(0, 0)
+    nonce, _, cases = bytes(data).partition(b"\\n")
+    cases = json.loads(cases)
+    del data
+    index = [0]
+
+    def emit(kind, payload=b""):
+        write(1, b"\\n%s %d %s %s\\n" % (nonce, index[0], kind, payload))
+
+    def describe(exc):
+        try:
+            text = "%s: %s" % (type(exc).__name__, exc)
+        except BaseException:
+            text = type(exc).__name__
+        return dumps(text[:200]).encode()
+
+    def on_alarm(signum, frame):
+        emit(b"timeout")
+        exit_(0)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    sys.setrecursionlimit(50000)
+    ns = {"__name__": "__candidate__", "__builtins__": builtins}
+    setitimer(REAL, timeout_s)
+    try:
+        exec(compile(prelude, "prelude.py", "exec"), ns)
+        exec(compile(candidate, "candidate.py", "exec"), ns)
+        solution = ns.get("Solution")
+        if isinstance(solution, type) and hasattr(solution, fn_name):
+            fn = getattr(solution(), fn_name)
+        elif callable(ns.get(fn_name)):
+            fn = ns[fn_name]
+        else:
+            fn = None
+    except BaseException as exc:
+        payload = describe(exc)
+        setitimer(REAL, 0)
+        emit(b"error", payload)
+        exit_(0)
+    setitimer(REAL, 0)
+    if fn is None:
+        emit(b"missing")
+        exit_(0)
+    for i, args in enumerate(cases):
+        index[0] = i
+        if args and isinstance(args[0], dict):
+            try:
+                args = [{int(k): v for k, v in args[0].items()}] + args[1:]
+            except ValueError:
+                pass
+        setitimer(REAL, timeout_s)
+        try:
+            result = fn(*args)
+        except BaseException as exc:
+            payload = describe(exc)
+            setitimer(REAL, 0)
+            emit(b"error", payload)
+            exit_(0)
+        try:
+            payload = dumps(result).encode()
+        except BaseException as exc:
+            payload = describe(exc)
+            setitimer(REAL, 0)
+            emit(b"unserialisable", payload)
+            exit_(0)
+        setitimer(REAL, 0)
+        emit(b"ok", payload)
+    exit_(0)
+"""
+
 
 def _why(result: RunResult) -> str:
     """The last line of stderr (e.g. `AssertionError`, `NameError: ...`), else the exit status."""
     lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
     return lines[-1][:200] if lines else f"exit status {result.returncode}"
+
+
+def _harness_lines(stdout: bytes, nonce: bytes) -> dict[int, tuple[bytes, bytes]]:
+    """Case index -> (kind, payload) from the call harness's lines; the first line of an index wins."""
+    records: dict[int, tuple[bytes, bytes]] = {}
+    prefix = nonce + b" "
+    for line in stdout.split(b"\n"):
+        if not line.startswith(prefix):
+            continue
+        index, _, rest = line[len(prefix) :].partition(b" ")
+        kind, _, payload = rest.partition(b" ")
+        if index.isdigit() and len(index) < 10:
+            records.setdefault(int(index), (kind, payload))
+    return records
+
+
+def _text(payload: bytes) -> str:
+    try:
+        text = json.loads(payload)
+    except (ValueError, RecursionError):
+        text = None
+    return text if isinstance(text, str) else payload.decode("utf-8", "replace")[:200]
 
 
 class CodeVerifier:
@@ -207,8 +617,8 @@ class CodeVerifier:
     def verify(self, content: str | None, reasoning: str | None, tests_json: str | None) -> Verdict:
         try:
             tests = parse_tests(tests_json)
-        except BadTests as exc:
-            return Verdict.errored(f"bad tests: {exc}")
+        except UnreadableTests as exc:
+            return Verdict.errored(f"unreadable tests: {exc}")
         code = extract_code(content)
         if code is None and self.config.fallback_to_reasoning:
             code = extract_code(reasoning)
@@ -217,6 +627,8 @@ class CodeVerifier:
         try:
             if isinstance(tests, AssertTests):
                 return self._run_asserts(code, tests)
+            if isinstance(tests, CallTests):
+                return self._run_calls(code, tests)
             return self._run_cases(code, tests)
         except SandboxError as exc:
             return Verdict.errored(f"sandbox: {exc}")
@@ -228,8 +640,8 @@ class CodeVerifier:
                 pool.map(lambda r: self.verify(r.get("content"), r.get("reasoning"), r.get("tests")), rows)
             )
 
-    def _run(self, code: str, stdin: bytes) -> RunResult:
-        return run_python(code, stdin, self.limits, self.config.python)
+    def _run(self, code: str, stdin: bytes, limits: Limits | None = None) -> RunResult:
+        return run_python(code, stdin, limits or self.limits, self.config.python)
 
     def _run_cases(self, code: str, cases: list[tuple[bytes, bytes]]) -> Verdict:
         for i, (stdin, expected) in enumerate(cases):
@@ -240,9 +652,44 @@ class CodeVerifier:
                 return Verdict.failed(f"output limit exceeded on case {i}")
             if result.returncode != 0:
                 return Verdict.failed(f"runtime error on case {i}: {_why(result)}")
-            if normalise(result.stdout) != normalise(expected):
+            if not outputs_match(result.stdout, expected, self.config.float_tolerance):
                 return Verdict.failed(f"wrong answer on case {i}")
         return Verdict.passed(f"{len(cases)} cases")
+
+    def _run_calls(self, code: str, tests: CallTests) -> Verdict:
+        n = len(tests.args)
+        nonce = secrets.token_hex(16).encode()
+        limits = replace(
+            self.limits,
+            wall_s=self.config.timeout_s * (n + 1),
+            max_output_bytes=self.config.max_output_bytes * min(n, MAX_CALL_OUTPUT_FACTOR),
+        )
+        program = f"{CALL_HARNESS}\n_run({code!r}, {CALL_PRELUDE!r}, {tests.fn_name!r}, {self.config.timeout_s!r})\n"
+        result = self._run(program, nonce + b"\n" + json.dumps(tests.args).encode(), limits)
+        records = _harness_lines(result.stdout, nonce)
+        for i, want in enumerate(tests.expected):
+            kind, payload = records.get(i, (None, b""))
+            if kind is None:
+                if result.timed_out:
+                    return Verdict.failed(f"timeout on case {i}")
+                if result.output_exceeded:
+                    return Verdict.failed(f"output limit exceeded on case {i}")
+                return Verdict.failed(f"runtime error on case {i}: no result ({_why(result)})")
+            if kind == b"timeout":
+                return Verdict.failed(f"timeout on case {i}")
+            if kind == b"missing":
+                return Verdict.failed(f"no function {tests.fn_name!r} (top-level or a Solution method)")
+            if kind == b"error":
+                return Verdict.failed(f"runtime error on case {i}: {_text(payload)}")
+            if kind == b"unserialisable":
+                return Verdict.failed(f"wrong answer on case {i}: result is not JSON ({_text(payload)})")
+            try:
+                got = json.loads(payload) if kind == b"ok" else None
+            except (ValueError, RecursionError):
+                kind = None
+            if kind != b"ok" or not results_match(got, want, self.config.float_tolerance, tests.unwrap):
+                return Verdict.failed(f"wrong answer on case {i}")
+        return Verdict.passed(f"{n} cases")
 
     def _run_asserts(self, code: str, tests: AssertTests) -> Verdict:
         nonce = secrets.token_hex(16).encode()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import collections
 import gzip
 import json
 import os
+import pickle
 import socket
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,12 +19,15 @@ from pydantic import ValidationError
 from distill.verify import sandbox
 from distill.verify.code import (
     AssertTests,
-    BadTests,
+    CallTests,
     CodeVerifier,
     CodeVerifyConfig,
+    UnreadableTests,
     extract_code,
     normalise,
+    outputs_match,
     parse_tests,
+    results_match,
 )
 from distill.verify.sandbox import SandboxUnavailable
 from distill.verify.verdict import Verdict
@@ -76,7 +83,7 @@ def test_extract_code(text, expected):
         ("not json", "not JSON"),
         ("42", "expected a list"),
         ('{"foo": 1}', "expected a list"),
-        ("[]", "empty"),
+        ("[]", "no test cases"),
         ('[{"input": 1, "output": "2"}]', "case 0"),
         ('[{"input": "1", "output": "2"}, {"input": "1"}]', "case 1"),
         ('{"code": "def check(:"}', "does not parse"),
@@ -84,8 +91,8 @@ def test_extract_code(text, expected):
         ('{"code": "assert True", "entry_point": "f"}', "no check()"),
     ],
 )
-def test_malformed_tests_are_bad_tests(tests_json, why):
-    with pytest.raises(BadTests, match=why):
+def test_malformed_tests_are_unreadable(tests_json, why):
+    with pytest.raises(UnreadableTests, match=why):
         parse_tests(tests_json)
 
 
@@ -127,11 +134,11 @@ def test_verifier_refuses_to_start_without_bwrap(monkeypatch):
 
 
 @needs_bwrap
-def test_bad_tests_are_errors_and_missing_code_is_a_fail():
+def test_unreadable_tests_are_errors_and_missing_code_is_a_fail():
     verifier = CodeVerifier()
     assert verifier.verify(answer("print(1)"), None, "{oops").status == "error"
-    assert verifier.verify(answer("print(1)"), None, "{oops").reason.startswith("bad tests: not JSON")
-    assert verifier.verify(answer("print(1)"), None, None).reason == "bad tests: missing"
+    assert verifier.verify(answer("print(1)"), None, "{oops").reason.startswith("unreadable tests: not JSON")
+    assert verifier.verify(answer("print(1)"), None, None).reason == "unreadable tests: missing"
     tests = stdio(("", "1"))
     assert verifier.verify("The answer is to print 1.", None, tests) == Verdict("fail", "no code block")
     assert verifier.verify(None, answer("print(1)"), tests) == Verdict(
@@ -385,9 +392,352 @@ def test_known_limit_reading_the_nonce_from_the_harness_frame(adversarial_verifi
 
 
 def test_apps_style_tests_become_stdin_cases():
-    from distill.verify.code import BadTests, parse_tests
-
     cases = parse_tests(json.dumps({"inputs": ["1\n", "2\n"], "outputs": ["2\n", "3\n"]}))
     assert cases == [(b"1\n", b"2\n"), (b"2\n", b"3\n")]
-    with pytest.raises(BadTests, match="same length"):
+    with pytest.raises(UnreadableTests, match="same length"):
         parse_tests(json.dumps({"inputs": ["1"], "outputs": []}))
+
+
+# ---------------------------------------------------------------- public code sets' test shapes
+
+
+def lcb_compress(cases: list[dict]) -> str:
+    """LiveCodeBench's compressed private_test_cases: JSON string -> pickle -> zlib -> base64."""
+    return base64.b64encode(zlib.compress(pickle.dumps(json.dumps(cases)))).decode()
+
+
+def lcb_row(public: list[dict], private: list[dict], func_name: str | None = None) -> str:
+    """A LiveCodeBench row's test columns as the dataset stores them (JSON strings)."""
+    metadata = json.dumps({"func_name": func_name} if func_name else {})
+    return json.dumps(
+        {
+            "public_test_cases": json.dumps(public),
+            "private_test_cases": lcb_compress(private),
+            "metadata": metadata,
+        }
+    )
+
+
+APPS_STDIN = json.dumps({"inputs": ["3\n1 2 3\n", "1\n5\n", ["2", "4 5"]], "outputs": ["6\n", "5\n", ["9"]]})
+APPS_CALL = json.dumps(
+    {
+        "fn_name": "min_max",
+        "inputs": [[[1, 2, 3, 4, 5]], [[2334454, 5]], [[1]]],
+        "outputs": [[[1, 5]], [[5, 2334454]], [[1, 1]]],
+    }
+)
+TACO_LEETCODE = json.dumps(
+    {
+        "fn_name": "maxProfit",
+        "inputs": [[[7, 1, 5, 3, 6, 4]], [[7, 6, 4, 3, 1]], [[2, 4, 1]]],
+        "outputs": [5, 0, 2],
+    }
+)
+LCB_STDIN = lcb_row(
+    [{"input": "1 2\n", "output": "3\n", "testtype": "stdin"}],
+    [
+        {"input": "10 -4\n", "output": "6\n", "testtype": "stdin"},
+        {"input": "0 0\n", "output": "0\n", "testtype": "stdin"},
+    ],
+)
+LCB_FUNCTIONAL = lcb_row(
+    [{"input": "[1, 2, 3]\n2", "output": "5", "testtype": "functional"}],
+    [
+        {"input": "[5, -1, 4, 2]\n3", "output": "11", "testtype": "functional"},
+        {"input": "[-3, -2]\n1", "output": "-2", "testtype": "functional"},
+    ],
+    func_name="maxSum",
+)
+
+
+class _Evil:
+    """Pickles as a call of os.system: what a hostile compressed test column could hold."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def evil_private_tests(marker: Path) -> str:
+    blob = base64.b64encode(zlib.compress(pickle.dumps(_Evil(marker)))).decode()
+    return json.dumps({"public_test_cases": "[]", "private_test_cases": blob, "metadata": "{}"})
+
+
+def test_parse_apps_and_taco_rows():
+    assert parse_tests(APPS_STDIN) == [(b"3\n1 2 3\n", b"6\n"), (b"1\n5\n", b"5\n"), (b"2\n4 5", b"9")]
+    assert parse_tests(APPS_CALL) == CallTests(
+        "min_max",
+        [[[1, 2, 3, 4, 5]], [[2334454, 5]], [[1]]],
+        [[[1, 5]], [[5, 2334454]], [[1, 1]]],
+        unwrap=True,
+    )
+    taco = parse_tests(TACO_LEETCODE)
+    assert isinstance(taco, CallTests)
+    assert (taco.fn_name, taco.expected, taco.unwrap) == ("maxProfit", [5, 0, 2], True)
+    # fn_name null is a stdin row, as in TACO's stdin problems
+    assert parse_tests(json.dumps({"inputs": ["1\n"], "outputs": ["2\n"], "fn_name": None})) == [
+        (b"1\n", b"2\n")
+    ]
+
+
+def test_parse_livecodebench_rows_with_compressed_private_tests():
+    assert parse_tests(LCB_STDIN) == [(b"1 2\n", b"3\n"), (b"10 -4\n", b"6\n"), (b"0 0\n", b"0\n")]
+    assert parse_tests(LCB_FUNCTIONAL) == CallTests(
+        "maxSum", [[[1, 2, 3], 2], [[5, -1, 4, 2], 3], [[-3, -2], 1]], [5, 11, -2]
+    )
+    # already-decoded columns, and LiveCodeBench's evaluation shape (input_output with fn_name)
+    decoded = {"public_test_cases": [{"input": "[1]\n1", "output": "1", "testtype": "functional"}]}
+    decoded["metadata"] = {"func_name": "maxSum"}
+    assert parse_tests(json.dumps(decoded)) == CallTests("maxSum", [[[1], 1]], [1])
+    evaluation = {"inputs": ["[1, 2]\n1", '"ab"'], "outputs": ["2", '"ba"'], "fn_name": "f"}
+    assert parse_tests(json.dumps(evaluation)) == CallTests("f", [[[1, 2], 1], ["ab"]], [2, "ba"])
+
+
+@pytest.mark.parametrize(
+    ("tests_json", "why"),
+    [
+        (json.dumps({"inputs": [[1]], "outputs": [1], "fn_name": "not an id"}), "not an identifier"),
+        (json.dumps({"inputs": [[1], "[1]"], "outputs": [1, "1"], "fn_name": "f"}), "all be argument lists"),
+        (json.dumps({"inputs": [], "outputs": []}), "no test cases"),
+        (json.dumps({"inputs": [3], "outputs": ["3"]}), "neither a string nor a list"),
+        (json.dumps({"inputs": ["1\n2"], "outputs": ["{"], "fn_name": "f"}), "case 0 output is not JSON"),
+        (
+            json.dumps({"inputs": ["[1\n2"], "outputs": ["3"], "fn_name": "f"}),
+            "case 0 input is not JSON lines",
+        ),
+        (json.dumps([{"input": "1", "output": "2", "testtype": "functional"}]), "no function name"),
+        (json.dumps({"public_test_cases": "[{oops", "metadata": "{}"}), "public_test_cases is not JSON"),
+        (
+            json.dumps({"public_test_cases": "[]", "private_test_cases": "not base64!!"}),
+            "neither JSON nor base64",
+        ),
+        (json.dumps({"public_test_cases": "[]", "private_test_cases": "aGVsbG8="}), "not zlib data"),
+        (
+            json.dumps({"public_test_cases": "[]", "private_test_cases": lcb_compress([])[:-8] + "AAAAAAA="}),
+            "zlib",
+        ),
+        (json.dumps({"public_test_cases": "[]", "private_test_cases": lcb_compress([])}), "no test cases"),
+        (
+            lcb_row([{"input": "1", "output": "1", "testtype": "functional"}], []),
+            "functional cases but no metadata.func_name",
+        ),
+        (
+            lcb_row(
+                [{"input": "1", "output": "1", "testtype": "stdin"}],
+                [{"input": "1", "output": "1", "testtype": "functional"}],
+                "f",
+            ),
+            "mix stdin and functional",
+        ),
+        (lcb_row([{"input": "1", "output": "1", "testtype": "interactive"}], []), "unknown testtype"),
+        (json.dumps({"public_test_cases": "[1]", "metadata": "{}"}), "case 0 is not"),
+        (
+            json.dumps({"public_test_cases": '[{"input": "", "output": ""}]', "metadata": "[1]"}),
+            "metadata is not an object",
+        ),
+        ('[{"input": "\\ud800", "output": ""}]', "not valid Unicode"),
+    ],
+)
+def test_unreadable_public_shapes(tests_json, why):
+    with pytest.raises(UnreadableTests, match=why):
+        parse_tests(tests_json)
+
+
+def test_compressed_tests_never_unpickle_objects(tmp_path):
+    marker = tmp_path / "pickle-ran-code"
+    with pytest.raises(UnreadableTests, match=r"unreadable pickle: refers to (posix|os)\.system"):
+        parse_tests(evil_private_tests(marker))
+    assert not marker.exists()
+    # any class is refused, harmless ones too: only plain data (str, list, dict, ...) loads
+    blob = base64.b64encode(zlib.compress(pickle.dumps(collections.Counter("ab")))).decode()
+    with pytest.raises(UnreadableTests, match=r"refers to collections\.Counter"):
+        parse_tests(json.dumps({"public_test_cases": "[]", "private_test_cases": blob}))
+
+
+def test_outputs_match_with_and_without_float_tolerance():
+    assert outputs_match(b"1 2  \n3\n\n", b"1 2\n3")
+    assert not outputs_match(b"0.3333333333333333\n", b"0.3333333333\n")
+    assert outputs_match(b"0.3333333333333333\n", b"0.3333333333\n", 1e-6)
+    assert outputs_match(b"x 1.0000001 y\n2\n", b"x 1 y\n2\n", 1e-6)
+    assert outputs_match(b"1.0\n", b"1\n", 0.0)  # tolerance 0: the same value
+    assert outputs_match(b"1e6\n", b"1000000.5\n", 1e-6)  # relative
+    assert not outputs_match(b"0.334\n", b"0.3333333333\n", 1e-6)
+    assert not outputs_match(b"1 2\n", b"1.0\n", 1e-6)  # token count differs
+    assert not outputs_match(b"abc\n", b"abd\n", 1.0)  # not numbers
+    assert not outputs_match(b"nan\n", b"nan \n1\n", 1.0)
+    assert not outputs_match(b"inf\n", b"1e400\n", 1.0)  # words and overflowing numbers never "close"
+    assert not outputs_match(b"1e400\n", b"1e401\n", 1.0)
+    assert not outputs_match(b"1\n2\n", b"1\n", 1.0)  # line count differs
+
+
+def test_results_match_as_the_public_checkers_do():
+    assert results_match([1, 5], [1, 5])
+    assert results_match([1, 5], [[1, 5]], unwrap=True)  # APPS wraps the result: [result]
+    assert not results_match([1, 5], [[1, 5]])  # not for LiveCodeBench
+    assert not results_match(1, [1, 2], unwrap=True)  # only a one-element wrapping
+    assert results_match(5, [5], unwrap=True)
+    assert results_match({"1": 2}, {"1": 2})
+    assert not results_match(0.1 + 0.2, 0.3)
+    assert results_match(0.1 + 0.2, 0.3, 1e-9)
+    assert results_match([0.1 + 0.2, {"a": [1.0000001]}], [0.3, {"a": [1]}], 1e-6)
+    assert not results_match([0.1 + 0.2, {"a": [1.1]}], [0.3, {"a": [1]}], 1e-6)
+    assert not results_match(True, 1.0000001, 1e-3)  # booleans are not numbers here
+    assert not results_match(10**400, 1.0, 1e-3)
+    assert not results_match(2, 3, 10.0)  # integers compare exactly
+
+
+def test_float_tolerance_config():
+    assert CodeVerifyConfig().float_tolerance is None
+    assert CodeVerifyConfig(float_tolerance=1e-6).float_tolerance == 1e-6
+    with pytest.raises(ValidationError):
+        CodeVerifyConfig(float_tolerance=-1)
+
+
+@needs_bwrap
+def test_expected_outputs_never_enter_the_sandbox(monkeypatch):
+    """What the call-based run is given: the program and the arguments, never the outputs."""
+    seen = []
+
+    def fake_run(code, stdin=b"", limits=None, python=None):
+        seen.append((code, stdin, limits))
+        return sandbox.RunResult(0, b"", b"")
+
+    monkeypatch.setattr("distill.verify.code.run_python", fake_run)
+    secret = "expected-7f3a9"
+    tests = json.dumps({"fn_name": "f", "inputs": [["arg-1"], ["arg-2"]], "outputs": [secret, [secret]]})
+    verdict = CodeVerifier(CodeVerifyConfig(timeout_s=3)).verify(
+        answer("def f(x):\n    return x"), None, tests
+    )
+    assert verdict == Verdict("fail", "runtime error on case 0: no result (exit status 0)")
+    ((code, stdin, limits),) = seen
+    assert b"arg-2" in stdin and secret.encode() not in stdin and secret not in code
+    assert (limits.wall_s, limits.max_output_bytes) == (9, 2 << 20)  # load + 2 cases; 2 x the cap
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_apps_stdin_row(verifier):
+    right = "n = int(input())\nprint(sum(map(int, input().split())))"
+    assert verifier.verify(answer(right), None, APPS_STDIN) == Verdict("pass", "3 cases")
+    wrong = "n = int(input())\nprint(max(map(int, input().split())))"
+    assert verifier.verify(answer(wrong), None, APPS_STDIN) == Verdict("fail", "wrong answer on case 0")
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_apps_call_based_row(verifier):
+    right = "def min_max(lst):\n    return min(lst), max(lst)\n\nprint(min_max([3, 1]))"  # a tuple, a print
+    assert verifier.verify(answer(right), None, APPS_CALL) == Verdict("pass", "3 cases")
+    wrong = "def min_max(lst):\n    return [max(lst), min(lst)]"
+    assert verifier.verify(answer(wrong), None, APPS_CALL) == Verdict("fail", "wrong answer on case 0")
+    int_keys = json.dumps({"fn_name": "total", "inputs": [[{"1": "a", "20": "b"}]], "outputs": [[21]]})
+    assert verifier.verify(answer("def total(d):\n    return sum(d)"), None, int_keys).status == "pass"
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_taco_leetcode_solution_class_row(verifier):
+    right = (
+        "class Solution:\n    def maxProfit(self, prices: List[int]) -> int:\n"  # List: the prelude's
+        "        best, low = 0, float('inf')\n        for p in prices:\n"
+        "            low = min(low, p)\n            best = max(best, p - low)\n        return best\n"
+    )
+    assert verifier.verify(answer(right), None, TACO_LEETCODE) == Verdict("pass", "3 cases")
+    wrong = "class Solution:\n    def maxProfit(self, prices: List[int]) -> int:\n        return max(prices) - min(prices)\n"
+    assert verifier.verify(answer(wrong), None, TACO_LEETCODE) == Verdict("fail", "wrong answer on case 0")
+    misnamed = right.replace("def maxProfit", "def max_profit")
+    assert verifier.verify(answer(misnamed), None, TACO_LEETCODE) == Verdict(
+        "fail", "no function 'maxProfit' (top-level or a Solution method)"
+    )
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_livecodebench_stdin_row(verifier):
+    assert verifier.verify(
+        answer("a, b = map(int, input().split())\nprint(a + b)"), None, LCB_STDIN
+    ) == Verdict("pass", "3 cases")
+    wrong = "a, b = map(int, input().split())\nprint(abs(a) + abs(b))"  # right on the public case only
+    assert verifier.verify(answer(wrong), None, LCB_STDIN) == Verdict("fail", "wrong answer on case 1")
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_livecodebench_functional_row_with_compressed_private_tests(verifier):
+    right = "class Solution:\n    def maxSum(self, nums: List[int], k: int) -> int:\n        return sum(sorted(nums)[-k:])\n"
+    assert verifier.verify(answer(right), None, LCB_FUNCTIONAL) == Verdict("pass", "3 cases")
+    wrong = right.replace("sorted(nums)[-k:]", "nums[-k:]")  # right on the public case only
+    assert verifier.verify(answer(wrong), None, LCB_FUNCTIONAL) == Verdict("fail", "wrong answer on case 1")
+    crash = right.replace("return sum", "return nums[10] + sum")
+    assert verifier.verify(answer(crash), None, LCB_FUNCTIONAL) == Verdict(
+        "fail", "runtime error on case 0: IndexError: list index out of range"
+    )
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_float_tolerance_on_stdin_and_call_results():
+    tests = stdio(("3\n", "0.3333333333\n"))
+    exact, tolerant = CodeVerifier(), CodeVerifier(CodeVerifyConfig(float_tolerance=1e-6))
+    third = answer("print(1 / int(input()))")
+    assert exact.verify(third, None, tests) == Verdict("fail", "wrong answer on case 0")
+    assert tolerant.verify(third, None, tests) == Verdict("pass", "1 cases")
+    assert tolerant.verify(answer("print(0.334)"), None, tests) == Verdict("fail", "wrong answer on case 0")
+    calls = json.dumps({"fn_name": "third", "inputs": [[3]], "outputs": [0.3333333333]})
+    assert exact.verify(answer("def third(n):\n    return 1 / n"), None, calls).status == "fail"
+    assert tolerant.verify(answer("def third(n):\n    return 1 / n"), None, calls).status == "pass"
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_unreadable_public_tests_are_errors_never_fails(verifier, tmp_path):
+    bad_base64 = json.dumps({"public_test_cases": "[]", "private_test_cases": "@@not base64@@"})
+    marker = tmp_path / "pickle-ran-code"
+    for tests, why in [
+        ('{"inputs": ["1"], "outputs": ', "unreadable tests: not JSON"),
+        (bad_base64, "unreadable tests: private_test_cases is neither JSON nor base64"),
+        (evil_private_tests(marker), "unreadable tests: private_test_cases: unreadable pickle: refers to"),
+    ]:
+        verdict = verifier.verify(answer("print(1)"), None, tests)
+        assert verdict.status == "error" and verdict.reason.startswith(why), verdict
+    assert not marker.exists()
+
+
+MAX_SUM_WRONG = "class Solution:\n    def maxSum(self, nums, k):\n        return 0\n"
+CALL_CHEATS = {
+    "always-equal object": MAX_SUM_WRONG.replace(
+        "return 0", "return type('E', (int,), {'__eq__': lambda s, o: True, '__ne__': lambda s, o: False})(0)"
+    ),
+    "forged result lines with the harness's nonce": MAX_SUM_WRONG.replace(
+        "return 0",
+        "import os, sys\n        nonce = sys._getframe(1).f_locals['nonce']\n"
+        "        for i in range(3):\n            os.write(1, b'\\n' + nonce + b' %d ok true\\n' % i)\n"
+        "        os._exit(0)",
+    ),
+    "exit before the first case": MAX_SUM_WRONG + "import os\nos._exit(0)\n",
+    "sys.exit inside the call": MAX_SUM_WRONG.replace("return 0", "import sys\n        sys.exit(0)"),
+    "patched json.dumps": "import json\njson.dumps = lambda *a, **k: '5'\n" + MAX_SUM_WRONG,
+}
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.parametrize("cheat", sorted(CALL_CHEATS))
+def test_call_based_cheats_fail(adversarial_verifier, cheat):
+    verdict, _ = verify_tagged(adversarial_verifier, CALL_CHEATS[cheat], LCB_FUNCTIONAL)
+    assert verdict.status == "fail", verdict
+
+
+@pytest.mark.slow
+@needs_bwrap
+@pytest.mark.parametrize("disarm", [False, True])
+def test_call_based_infinite_loop_times_out(disarm):
+    verifier = CodeVerifier(CodeVerifyConfig(timeout_s=1.0))
+    loop = "while True:\n            pass"
+    if disarm:  # the in-sandbox timer is gone: the whole run's deadline, 1 s x (3 cases + 1), ends it
+        loop = "import signal\n        signal.setitimer(signal.ITIMER_REAL, 0)\n        " + loop
+    verdict, elapsed = verify_tagged(verifier, MAX_SUM_WRONG.replace("return 0", loop), LCB_FUNCTIONAL)
+    assert verdict == Verdict("fail", "timeout on case 0")
+    assert (3.9 < elapsed < 4.0 + 5) if disarm else (elapsed < 1.0 + 3)
