@@ -39,6 +39,7 @@ def _register() -> None:
     from distill.pipeline_command import run_command
     from distill.shards_command import manifest_command
     from distill.train.command import train_student_command
+    from distill.verify_command import verify_command
 
     app.command("run", no_args_is_help=True)(run_command)
     app.command("generate", no_args_is_help=True)(generate_command)
@@ -46,6 +47,7 @@ def _register() -> None:
     app.command("train-student", no_args_is_help=True)(train_student_command)
     app.command("mix", no_args_is_help=True)(mix_command)
     app.command("eval", no_args_is_help=True)(eval_command)
+    app.command("verify", no_args_is_help=True)(verify_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)

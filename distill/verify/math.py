@@ -142,6 +142,34 @@ def _fraction(m: re.Match[str] | None) -> Fraction | None:
     return Fraction(int(numerator), int(denominator)) * (-1 if sign else 1)
 
 
+def explain(gold: str, content: str, config: MathVerifyConfig | None = None) -> dict[str, Any]:
+    """Why a (gold, final answer) pair gets its verdict, for `distill verify`: the verdict from
+    `MathVerifier` (the code filter and eval run), what was read on each side and what math-verify
+    parsed it to, and plain math-verify's own verdict beside it."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    config = (config or MathVerifyConfig()).model_copy(update={"workers": 1})
+    with MathVerifier(config) as verifier:
+        verdict = verifier.verify_many([{"answer": gold, "content": content}])[0]
+    text = answer_text(content, None)
+    gold_read = gold_text(gold)
+    gold_parsed = parse(gold_read, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
+    answer_parsed = parse(text, extraction_config=pred_config(config.answer_format)) if text else []
+    reference = reference_verdict(gold, content, config.answer_format)
+    return {
+        "status": verdict.status,
+        "reason": verdict.reason,
+        "answer_format": config.answer_format,
+        "gold": gold,
+        "gold read as": gold_read,
+        "gold parsed to": [str(x) for x in gold_parsed] or "(nothing: unparsable)",
+        "answer text": text,
+        "boxes in the answer": (text or "").count("\\boxed"),
+        "answer parsed to": [str(x) for x in answer_parsed] or "(nothing)",
+        "plain math-verify": f"{reference[0]}: {reference[1]}",
+    }
+
+
 # --- worker side ------------------------------------------------------------------------------
 
 
@@ -214,6 +242,7 @@ def reference_verdict(gold: str, content: str, answer_format: AnswerFormat = "bo
     `content` is the trace's final answer (the text after `</think>`)."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled": it is, on purpose
     gold = gold.strip()
     if not ("\\boxed" in gold or gold.replace("\\$", "").count("$") >= 2):
         gold = "\\boxed{" + gold + "}"
