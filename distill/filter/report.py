@@ -81,13 +81,13 @@ def _input_lines(report: dict[str, Any], cfg: FilterConfig | None) -> list[str]:
         math = cfg.verify.domains.get("math") if cfg is not None else "math"
         if math == "math":
             what = (
-                "math verification gives them `error: no gold answer` (rejected unless "
+                "those the math verifier checks get `error: no gold answer` (rejected unless "
                 "`verify.on_error: keep`); for a set without golds, map `verify.domains: {math: none}`"
             )
         else:
             what = f"math rows go to `{math}` (`verify.domains.math`)"
-        lines.append(f"No gold answer: {n} rows come from files without an answer column: {what}.")
-    return [*lines, ""] if lines else []
+        lines.append(f"No gold answer: {n} rows come from files without an answer column; {what}.")
+    return [part for line in lines for part in (line, "")]  # one paragraph each
 
 
 def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan) -> list[str]:

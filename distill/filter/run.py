@@ -206,6 +206,12 @@ def run_filter(cfg: FilterConfig, progress=None, log=print) -> FilterSummary:
         counts.update(_input_counts(work, len(files)))
         if not counts["rows"]:
             log(f"warning: {cfg.input.path} has no trace rows: the output is empty")
+        if counts["no_answer_column"] and cfg.verify.domains.get("math") == "math":
+            log(
+                f"warning: {counts['no_answer_column']} rows have no gold answer (no answer column): "
+                "those the math verifier checks get `error: no gold answer`; for a set without golds, "
+                "map `verify.domains: {math: none}` in the recipe"
+            )
         from distill.filter.report import write_report
 
         # the plots take seconds of CPU: drawn here while the workers write sft/ and rejects/
