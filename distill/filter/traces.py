@@ -310,6 +310,19 @@ class _Mapper:
         return row
 
 
+_BAD_VALUE = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+def _bad_field(rows: list[dict[str, Any]]) -> str | None:
+    """The first trace field whose values Arrow cannot hold as the schema's type."""
+    for f in TRACE_SCHEMA:
+        try:
+            pa.array([r.get(f.name) for r in rows], f.type)
+        except _BAD_VALUE:
+            return f.name
+    return None
+
+
 def read_trace_file(path: Path, spec: FilterInput | None = None) -> TraceRead:
     """The usable rows of one input file as TRACE_SCHEMA, its rejects, and what was derived."""
     spec = spec or FilterInput()
@@ -347,8 +360,12 @@ def read_trace_file(path: Path, spec: FilterInput | None = None) -> TraceRead:
                 good.append(row)
     try:
         table = to_table(good, TRACE_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise UserError(f"{path}: rows do not match the trace schema ({exc}); {DOCS}") from None
+    except _BAD_VALUE as exc:  # a value of a wrong type
+        name = _bad_field(good)
+        column = layout.columns.get(name) if name else None
+        where = f"field {name!r}" if name else "rows"
+        where += f" (column {column!r})" if column else ""
+        raise UserError(f"{path}: {where} does not match the trace schema ({exc}); {DOCS}") from None
     derived = {name: mapper.derived[name] for name in FIELDS if mapper.derived[name]}
     return TraceRead(
         conform(table, TRACE_SCHEMA),

@@ -460,3 +460,58 @@ def test_the_input_section_validates_and_leaves_trace_files_alone(tmp_path):
     assert identity_of(mapped, [tmp_path / "a.jsonl"])["config"]["input"] == mapped.input.mapping()
     with pytest.raises(ConfigError, match=r"unknown key 'input\.columns\.generations'"):
         load_stage_config("filter", None, {"input": {"columns": {"generations": "completion"}}})
+
+
+C = "<think>\nOne plus one is two.\n</think>\n\n\\boxed{2}"
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"problem": "p", "completion": {"text": C}},
+        {"problem": "p", "completion": True},
+        {"problem": "p", "completion": C, "sample_index": "0"},
+        {"problem": 5, "completion": C},
+        {"problem": "p", "completion": C, "domain": 5},
+        {"problem": "p", "completion": C, "sample_index": 2**40},
+        {"problem": "p", "completion": C, "tests": 3},
+        {"problem": "p", "completion": C, "sampling": [1]},
+        {"problem": "p", "completion": C, "reasoning": 5},
+        {"problem": None, "prompt": None, "completion": C},
+        {"problem": "p", "completion": C, "id": None, "prompt_id": ""},
+        {"problem": "p", "generations": [[C]]},
+        {"problem": "p", "generations": C, "finish_reasons": ["stop", "length"]},
+        {"conversations": [{"from": "user", "value": ["x"]}, {"from": "assistant", "value": C}]},
+        {"conversations": [{"from": "user"}, {"from": "assistant", "value": C}]},
+        {"conversations": [1, 2]},
+        {"conversations": None},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]},
+    ],
+)
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_odd_rows_are_rejects_or_one_line_errors(tmp_path, row, fmt):
+    """A value of the wrong type stops the file with a one-line error naming the field; a row that
+    holds no usable trace is a reject with its reason. Nothing else escapes."""
+    path = tmp_path / f"odd.{fmt}"
+    if fmt == "jsonl":
+        _jsonl(path, [row])
+    else:
+        try:
+            pq.write_table(pa.Table.from_pylist([row]), path)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            pytest.skip("not representable in Parquet")
+    try:
+        read = read_trace_file(path)
+    except UserError as exc:
+        assert "\n" not in str(exc) and "field '" in str(exc) and "docs/data.md" in str(exc)
+        return
+    assert read.table.num_rows + len(read.rejects) >= 1
+    assert all(r["reason"].startswith("missing ") for r in read.rejects)
+
+
+def test_a_value_of_the_wrong_type_is_a_one_line_error_on_the_command_line(tmp_path):
+    rows = [{"problem": "What is $1 + 1$?", "answer": "2", "completion": C, "sample_index": "first"}]
+    result = _filter(_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "field 'sample_index'" in errors[0], result.stderr
