@@ -351,7 +351,24 @@ def read_trace_file(path: Path, spec: FilterInput | None = None) -> TraceRead:
     mapper = _Mapper(layout, spec)
     good = []
     id_column = layout.columns["id"]
+    # a trace file's row with every non-null field set is taken as it is (the mapper would give the
+    # same row, at a third more of the reading time)
+    as_is = layout.native and not (layout.columns["source"] is None and spec.source is not None)
     for line, rec in zip(lines, rows, strict=True):
+        if as_is and isinstance(rec.get("completion"), str) and all(rec.get(f) is not None for f in NOT_NULL):
+            bad = next((c for c in REQUIRED if not rec[c]), None)
+            if bad:
+                rejects.append(
+                    {"file": str(path), "line": line, "id": _text(rec["id"]), "reason": f"missing {bad}"}
+                )
+                continue
+            for name in ("id", "prompt_id", "answer"):
+                if not isinstance(rec.get(name), (str, type(None))):
+                    rec[name] = _text(rec[name])
+            if isinstance(rec.get("tests"), (list, dict)):
+                rec["tests"] = json.dumps(rec["tests"])
+            good.append(rec)
+            continue
         for row in mapper.rows(rec):
             if isinstance(row, str):
                 rid = _text(rec.get(id_column)) if id_column else None
