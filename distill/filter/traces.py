@@ -207,7 +207,7 @@ class _Mapper:
             user, raw = turns
         listed = isinstance(raw, list)
         if listed and not raw:
-            return [f"missing completion: no element in {cols['completion']!r}"]
+            return [f"missing completion: no element in {cols['completion'] or self.layout.chat!r}"]
         self.exploded = self.exploded or listed
         # fields of the whole record
         derived: set[str] = set()
