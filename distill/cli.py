@@ -3,6 +3,10 @@
 Each stage's command lives beside the stage (`distill/<stage>/command.py`) and only parses flags,
 loads the recipe and calls the stage. Heavy libraries (torch, vLLM, TRL) are imported inside the
 commands, so `distill --help` stays instant.
+
+Output: distill's own lines (progress, results, errors) on the terminal; the libraries' logs and
+warnings in the stage's log file (see distill/logs.py); `--verbose` or DISTILL_LOG=debug shows
+them on the terminal instead.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import sys
 import typer
 
 from distill.errors import UserError
+
+VERBOSE_HELP = (
+    "Show the libraries' logs and warnings (vLLM, transformers, torch, ...) on the terminal instead "
+    "of the stage's log file (also: DISTILL_LOG=debug)."
+)
 
 app = typer.Typer(
     name="distill",
@@ -54,6 +63,16 @@ def _register() -> None:
     data_app.command("arithmetic", no_args_is_help=True)(arithmetic_command)
 
 
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP),
+) -> None:
+    """A distillation data factory: teacher traces -> verified SFT set -> student."""
+    from distill.logs import set_verbose
+
+    set_verbose(verbose)
+
+
 _register()
 
 
@@ -65,12 +84,15 @@ def main() -> None:
     (`kill`, `docker stop`, a batch scheduler) stops a stage the way Ctrl-C does: its `with`
     blocks close its worker processes and files, and a rerun resumes."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from distill.logs import report_failure
+
     try:
         app()
     except UserError as exc:
         from rich.console import Console
 
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        report_failure(show_tail=False)
         sys.exit(2)
     except KeyboardInterrupt:  # outside a command (Typer handles it inside one: below)
         print(INTERRUPTED, file=sys.stderr)
@@ -78,7 +100,15 @@ def main() -> None:
     except SystemExit as exc:
         if exc.code == 130:  # Typer turns Ctrl-C inside a command into exit code 130, silently
             print(INTERRUPTED, file=sys.stderr)
+        elif exc.code not in (0, None):
+            report_failure(show_tail=False)
         raise
+    except Exception:  # a bug or a library's failure: the traceback, then where its cause may be
+        import traceback
+
+        traceback.print_exc()
+        report_failure(show_tail=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """`distill run RECIPE`: the stages a recipe lists, in order, each in its own folder of one run folder.
 
     RUN/generate  RUN/filter  (RUN/mix)  RUN/train  RUN/eval  (RUN/eval-baseline)  RUN/run.json
+    RUN/logs/<stage>.log   each stage's third-party output (vLLM, transformers, ...; distill/logs.py)
 
 Each stage runs as its own `distill <stage>` process (vLLM and training never share a process)
 with a resolved recipe written beside its folder, wired to the previous stage's output. A stage
 whose fingerprint (its resolved config + the manifest of what it reads) matches the last complete
 run is skipped; one whose inputs or config changed is redone from scratch; one that was
-interrupted resumes. A failed stage stops the run; finished stages stay as they are.
+interrupted resumes. A failed stage stops the run; finished stages stay as they are. The run ends
+with a summary: each stage's time, what went in and came out, and where its outputs are.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -25,10 +28,13 @@ from pydantic import Field
 
 from distill.config import StrictModel, load_stage_config, read_recipe
 from distill.errors import UserError
+from distill.logs import ENV_FILE, ENV_IN_RUN
+from distill.progress import duration
 from distill.shards import atomic_write_text, sha256_file
 
 ORDER = ("generate", "filter", "mix", "train", "eval")
 STATE = "run.json"
+LOGS = "logs"
 
 
 class RunConfig(StrictModel):
@@ -125,12 +131,25 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
         "eval": out["train"],
         "eval-baseline": None,
     }
+    done: list[tuple[str, str]] = []  # (stage, what happened to it in this run), for the summary
+    run_started = time.monotonic()
+    try:
+        _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done)
+    finally:
+        for line in run_summary(run, done, state, time.monotonic() - run_started):
+            log(line)
+    return run
+
+
+def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done) -> None:
+    state_path = run / STATE
     for stage in todo:
         section, argv = _wire(stage, data, out, stages, cfg.baseline if stage == "eval-baseline" else None)
         fp = _fingerprint(section, upstream_of[stage])
         folder, prev = out[stage], state["stages"].get(stage, {})
         if prev.get("fingerprint") == fp and prev.get("complete") and _done_marker(stage, folder).is_file():
             log(f"[{stage}] up to date: {folder}")
+            done.append((stage, "up to date"))
             continue
         if folder.exists() and prev.get("fingerprint") != fp:
             log(f"[{stage}] inputs or config changed since the last run: redoing {folder}")
@@ -148,16 +167,25 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
         launcher = [sys.executable]
         if stage == "train" and cfg.train_launcher:
             launcher = shlex.split(cfg.train_launcher)
-        code = subprocess.call([*launcher, "-m", "distill.cli", *argv, "--recipe", str(resolved)])
+        stage_log = run / LOGS / f"{stage}.log"
+        code = subprocess.call(
+            [*launcher, "-m", "distill.cli", *argv, "--recipe", str(resolved)],
+            env={**os.environ, ENV_FILE: str(stage_log), ENV_IN_RUN: "1"},
+            stdout=sys.stderr.fileno(),  # the stages' lines are for the user; stdout: the run folder
+        )
         if code != 0:
+            done.append((stage, "failed"))
+            state["stages"][stage]["seconds"] = round(time.monotonic() - started, 1)
             raise UserError(
                 f"stage {stage} failed (exit code {code}); finished stages are kept. Fix the cause and run "
                 f"the same command again: it resumes from {stage}"
+                + (f". Its log: {stage_log}" if stage_log.is_file() else "")
             )
         state["stages"][stage].update(
             complete=True, finished_at=_now(), seconds=round(time.monotonic() - started, 1)
         )
         atomic_write_text(state_path, json.dumps(state, indent=1))
+        done.append((stage, "ran"))
     if (
         cfg.baseline
         and (out["eval-baseline"] / "results.json").is_file()
@@ -172,9 +200,85 @@ def run_pipeline(recipe: Path, output: Path | None = None, log=print) -> Path:
                 "--compare",
                 str(out["eval-baseline"]),
                 str(out["eval"]),
-            ]
+            ],
+            stdout=sys.stderr.fileno(),
         )
-    return run
+
+
+# --- the closing summary ---------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _n(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
+def stage_facts(stage: str, folder: Path) -> tuple[str, str, str]:
+    """(what went in, what came out, where the output is) of a finished stage, from its files."""
+    if stage == "generate":
+        t = _read_json(folder / "manifest.json").get("totals", {})
+        out = f"{_n(t.get('rows'))} samples, {_n(t.get('completion_tokens'))} tokens"
+        return f"{_n(t.get('prompts'))} prompts", out, str(folder)
+    if stage == "filter":
+        t = _read_json(folder / "manifest.json").get("totals", {})
+        where = f"{folder / 'sft'}  (report: {folder / 'report.md'})"
+        return f"{_n(t.get('rows'))} traces", f"{_n(t.get('kept'))} kept", where
+    if stage == "mix":
+        m = _read_json(folder / "mix.json")
+        sources = m.get("sources") or []
+        return f"{len(sources)} sources", f"{_n(m.get('rows'))} rows", str(folder)
+    if stage == "train":
+        m = _read_json(folder / "manifest.json")
+        d, t = m.get("data", {}), m.get("training", {})
+        loss = t.get("train_loss")
+        out = f"{_n(t.get('global_step'))} steps" + (
+            f", loss {loss:.3f}" if isinstance(loss, int | float) else ""
+        )
+        return f"{_n(d.get('rows_kept'))} conversations", out, str(folder)
+    benches = _read_json(folder / "results.json").get("benchmarks", {})
+    problems = sum(b.get("num_problems", 0) for b in benches.values())
+    scores = [
+        (f"{name} " if len(benches) > 1 else "") + f"pass@1 {b['metrics']['pass@1']:.3f}"
+        for name, b in benches.items()
+        if isinstance((b.get("metrics") or {}).get("pass@1"), int | float)
+    ]
+    return f"{_n(problems)} problems", ", ".join(scores) or "?", str(folder / "results.json")
+
+
+def run_summary(run: Path, done: list[tuple[str, str]], state: dict, seconds: float) -> list[str]:
+    """The run's closing lines: per stage its time (this run's, or 'up to date'), counts in and
+    out, and its output; then the run folder and the logs."""
+    if not done:
+        return []
+    rows = [("stage", "time", "in", "out", "output")]
+    for stage, status in done:
+        folder = _stage_outputs(run)[stage]
+        secs = state["stages"].get(stage, {}).get("seconds")
+        if status == "up to date":
+            time_s = "up to date"
+        elif status == "failed":
+            time_s = "failed" + (f" ({duration(secs)})" if secs is not None else "")
+        else:
+            time_s = duration(secs) if secs is not None else "?"
+        if status == "failed":
+            log = run / LOGS / f"{stage}.log"
+            rows.append((stage, time_s, "", "", f"log: {log}" if log.is_file() else ""))
+            continue
+        rows.append((stage, time_s, *stage_facts(stage, folder)))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"run summary ({duration(seconds)}):"]
+    for r in rows:
+        lines.append("  " + "  ".join(f"{c:<{w}}" for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+    logs = run / LOGS
+    lines.append(f"run folder: {run}" + (f"   logs: {logs}" if logs.is_dir() else ""))
+    return [line.rstrip() for line in lines]
 
 
 def _now() -> str:

@@ -15,11 +15,18 @@ def run_command(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Run folder [default: runs/<name>].")
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in RUN/logs/<stage>.log."),
+    ] = False,
 ) -> None:
     """Run a whole recipe: generate -> filter -> train-student -> eval, each in its own folder.
-    Stages whose inputs and config are unchanged are skipped; changed ones are redone."""
+    Stages whose inputs and config are unchanged are skipped; changed ones are redone. Each
+    stage's library output (vLLM, transformers, ...) goes to RUN/logs/<stage>.log; the run ends
+    with a summary of every stage: time, counts in and out, outputs."""
+    from distill.logs import set_verbose
     from distill.pipeline import run_pipeline
 
+    set_verbose(verbose)
     run = run_pipeline(recipe, output, log=lambda m: typer.echo(m, err=True))
-    typer.echo(f"run folder: {run}", err=True)
     typer.echo(str(run))

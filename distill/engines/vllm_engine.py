@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterable, Iterator
 
 from distill.engines.base import Engine, Request, Result, Sample, SamplingParams
@@ -22,7 +23,21 @@ CPU_DEFAULT_MEMORY_FRACTION = 0.35
 
 
 def _import_vllm():
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # vLLM's logs, from this process and the engine processes it spawns (read at import): INFO
+    # (its whole configuration) into a stage's log file or with --verbose on the terminal
+    # (distill/logs.py); used as a library, its warnings only. VLLM_LOGGING_LEVEL wins.
+    from distill.logs import log_file, verbose
+
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if verbose() or log_file() else "WARNING")
+    if "vllm" not in sys.modules:
+        from distill.progress import phase
+
+        with phase("loading vLLM"):
+            return _import_vllm_module()
+    return _import_vllm_module()
+
+
+def _import_vllm_module():
     try:
         import vllm
     except ImportError as exc:
@@ -68,7 +83,11 @@ class VLLMEngine(Engine):
         if self._llm is None:
             from vllm import LLM
 
-            self._llm = LLM(**{**self._kwargs, "seed": seed})
+            from distill.progress import phase
+
+            # its own row: the generation's rate and ETA start when the engine takes prompts
+            with phase(f"starting the vLLM engine ({self.teacher})"):
+                self._llm = LLM(**{**self._kwargs, "seed": seed})
             self.tokenizer = self._llm.get_tokenizer()
             self.max_model_len = self._llm.llm_engine.model_config.max_model_len
         return self._llm

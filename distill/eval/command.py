@@ -35,10 +35,17 @@ def eval_command(
             "with B - A of pass@1 and its paired 95% interval over the problems both hold."
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in the log file.")
+    ] = False,
 ) -> None:
     """Evaluate a model on reasoning benchmarks: pass@1 over k samples (with a 95% interval over
-    problems), pass@k, cons@k."""
+    problems), pass@k, cons@k. The libraries' output goes to OUTPUT/logs/eval.log unless --verbose."""
     from rich.console import Console
+
+    from distill.logs import log_note, set_verbose, stage_output
+
+    set_verbose(verbose)
 
     from distill.eval.report import comparison_table, paired_table, results_table
     from distill.eval.run import load_results
@@ -70,7 +77,10 @@ def eval_command(
         cfg.benchmarks = [known.get(p) or BenchmarkConfig(path=p) for p in benchmark]
     if model is None and recipe is None:
         raise UserError("name a MODEL to evaluate (or --compare DIR_A DIR_B)")
-    with stage_progress() as (progress, log):
+    with stage_output("eval", cfg.output), stage_progress() as (progress, log):
         results = run_eval(cfg, progress=progress, log=log)
     console.print(results_table(results))
-    typer.echo(f"results: {Path(cfg.output) / 'results.json'}", err=True)
+    typer.echo(
+        f"results: {Path(cfg.output) / 'results.json'}" + log_note(),
+        err=True,
+    )

@@ -22,6 +22,7 @@ from distill.eval.metrics import pass1_interval, summarize
 from distill.generate.config import GenerateConfig
 from distill.generate.run import run_generate
 from distill.inputs import InputConfig
+from distill.progress import phase
 from distill.shards import atomic_write_text, git_commit, package_versions, sha256_file
 from distill.verify.answers import extract_final_answer, number_key
 from distill.verify.dispatch import Verifiers
@@ -139,15 +140,18 @@ def run_eval(cfg: EvalConfig, progress=None, log=print) -> dict[str, Any]:
         with Verifiers(cfg.verify) as verifiers:
             for bench in cfg.benchmarks:
                 gen = _generate_config(cfg, bench, out)
-                summary = run_generate(gen, engine=engine, progress=progress, log=log)
+                summary = run_generate(
+                    gen, engine=engine, progress=progress, log=log, label=bench.display_name
+                )
                 if not summary.complete:
                     raise UserError(
                         f"{bench.display_name}: generation incomplete ({len(summary.failed_requests)} "
                         "failed requests); rerun the same command to resume"
                     )
-                scored = score_benchmark(
-                    Path(gen.output), bench, verifiers, [*cfg.k, cfg.sampling.num_samples]
-                )
+                with phase(f"{bench.display_name}: verifying and scoring"):
+                    scored = score_benchmark(
+                        Path(gen.output), bench, verifiers, [*cfg.k, cfg.sampling.num_samples]
+                    )
                 results["benchmarks"][bench.display_name] = {
                     "file": str(bench.path),
                     "sha256": sha256_file(Path(bench.path)),

@@ -36,12 +36,19 @@ def filter_command(
         int | None,
         typer.Option(help="Processes for readability, MinHash and writing the outputs [default: CPUs]."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in the log file.")
+    ] = False,
 ) -> None:
     """Rejection sampling (math-verify, sandboxed code tests, an LLM judge), readability filters,
-    MinHash dedup and decontamination -> sft/, rejects/, report."""
+    MinHash dedup and decontamination -> sft/, rejects/, report. The libraries' output
+    (math-verify's) goes to OUTPUT/logs/filter.log unless --verbose."""
     from distill.memory import before_exit, before_imports
 
     before_imports()  # before anything imports pyarrow or numpy: see distill/memory.py
+    from distill.logs import log_note, result, set_verbose, stage_output
+
+    set_verbose(verbose)
     from distill.config import load_stage_config
 
     cfg = load_stage_config(
@@ -55,24 +62,26 @@ def filter_command(
         },
     )
     cfg.input.path = input  # the recipe's `input` section (columns, domain, ...) stays
-    from distill.verify.dispatch import warm_up
+    # from here on, before any worker process starts: their output goes to the log file too
+    with stage_output("filter", output):
+        from distill.verify.dispatch import warm_up
 
-    warm_up(cfg.verify)  # math-verify's workers import it while this process imports the filter
-    from distill.filter.run import run_filter
-    from distill.memory import tune_for_streaming
-    from distill.progress import stage_progress
+        warm_up(cfg.verify)  # math-verify's workers import it while this process imports the filter
+        from distill.filter.run import run_filter
+        from distill.memory import tune_for_streaming
+        from distill.progress import stage_progress
 
-    tune_for_streaming()  # this process and its workers: see distill/memory.py
-    with stage_progress() as (progress, log):
-        summary = run_filter(cfg, progress=progress, log=log)
+        tune_for_streaming()  # this process and its workers: see distill/memory.py
+        with stage_progress() as (progress, log):
+            summary = run_filter(cfg, progress=progress, log=log)
     width = max(len(f["stage"]) for f in summary.funnel)
     lines = [f"  {f['stage']:<{width}}  -{f['dropped']:<7} {f['rows']:>8} left" for f in summary.funnel]
     typer.echo("funnel:\n" + "\n".join(lines), err=True)
     typer.echo(f"kept {summary.kept} of {summary.rows} rows in {summary.seconds:.1f} s", err=True)
     typer.echo(
         f"SFT set: {summary.output / 'sft'}   rejects: {summary.output / 'rejects'}   "
-        f"report: {summary.output / 'report.md'}",
+        f"report: {summary.output / 'report.md'}" + log_note(),
         err=True,
     )
-    typer.echo(str(summary.output / "sft"))
+    result(str(summary.output / "sft"))
     before_exit()

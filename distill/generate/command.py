@@ -40,8 +40,15 @@ def generate_command(
     limit: Annotated[int | None, typer.Option(help="Use only the first N valid prompts.")] = None,
     tensor_parallel_size: Annotated[int | None, typer.Option(help="GPUs per vLLM engine.")] = None,
     data_parallel_size: Annotated[int | None, typer.Option(help="vLLM engines on this machine.")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in the log file.")
+    ] = False,
 ) -> None:
-    """Sample teacher reasoning traces into sharded Parquet; rerun the same command to resume."""
+    """Sample teacher reasoning traces into sharded Parquet; rerun the same command to resume.
+    The libraries' output (vLLM's) goes to OUTPUT/logs/generate.log unless --verbose."""
+    from distill.logs import log_note, result, set_verbose, stage_output
+
+    set_verbose(verbose)
     from distill.config import load_stage_config
     from distill.generate.run import REJECTS, run_generate
     from distill.progress import stage_progress
@@ -71,11 +78,13 @@ def generate_command(
     if cfg.teacher.data_parallel_size > 1 and cfg.teacher.backend == "vllm":
         from distill.generate.parallel import run_data_parallel
 
+        # each child worker is a `distill generate` of its own, with its own log file
         complete = run_data_parallel(cfg, log=lambda m: typer.echo(m, err=True))
         typer.echo(f"traces: {cfg.output} ({'complete' if complete else 'incomplete'})", err=True)
-        typer.echo(str(cfg.output))
+        result(str(cfg.output))
         return
-    with stage_progress() as (progress, log):
+    name = "generate" if cfg.num_workers == 1 else f"generate-worker-{cfg.worker_index:05d}"
+    with stage_output(name, cfg.output), stage_progress() as (progress, log):
         summary = run_generate(cfg, progress=progress, log=log)
     typer.echo(
         f"{summary.prompts} prompts ({summary.rejected_rows} input rows rejected), "
@@ -93,5 +102,5 @@ def generate_command(
         )
         raise typer.Exit(1)
     state = "complete" if summary.complete else "this worker's shards are done; others are pending"
-    typer.echo(f"traces: {summary.output} ({state})", err=True)
-    typer.echo(str(summary.output))
+    typer.echo(f"traces: {summary.output} ({state})" + log_note(), err=True)
+    result(str(summary.output))

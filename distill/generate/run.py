@@ -117,9 +117,10 @@ def _rows_for(
 
 
 def run_generate(
-    cfg: GenerateConfig, engine: Engine | None = None, progress=None, log=print
+    cfg: GenerateConfig, engine: Engine | None = None, progress=None, log=print, label: str = "generating"
 ) -> GenerateSummary:
-    """Run (or resume) the stage. `engine` may be passed in to reuse one across calls."""
+    """Run (or resume) the stage. `engine` may be passed in to reuse one across calls; `label`
+    names the progress row (eval: the benchmark)."""
     if not cfg.output:
         raise UserError("no output folder given (-o/--output)")
     if cfg.worker_index >= cfg.num_workers:
@@ -169,7 +170,7 @@ def run_generate(
         own_engine = engine is None
         engine = engine or make_engine(cfg.teacher, think_prefill)
         try:
-            _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
+            _generate(cfg, engine, prompts, todo, store, params, summary, progress, log, label)
         finally:
             if own_engine:
                 engine.close()
@@ -191,7 +192,7 @@ def _write_rejects(out: Path, rejects: list[Reject]) -> None:
     atomic_write_text(out / REJECTS, "".join(r.to_json() + "\n" for r in rejects))
 
 
-def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log) -> None:
+def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log, label="generating") -> None:
     size = cfg.shard_size
     buckets: dict[int, dict[int, list[dict]]] = {}
     remaining: dict[int, int] = {}
@@ -209,6 +210,8 @@ def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
 
     def requests() -> Iterator[Request]:
         clock.append(time.monotonic())
+        if progress:  # the engine is up: elapsed, rate and ETA count from here
+            progress.start_task(task)
         for k in todo:
             shard_started[k] = time.monotonic()
             lo, hi = _shard_bounds(k, size, len(prompts))
@@ -226,7 +229,8 @@ def _generate(cfg, engine, prompts, todo, store, params, summary, progress, log)
 
     writer = _Writer(store, on_sealed)
     total_prompts = sum(remaining.values())
-    task = progress.add_task("generating", total=total_prompts) if progress else None
+    # started when the engine takes its first prompt (its start-up is a phase of its own)
+    task = progress.add_task(f"{label} (prompts)", total=total_prompts, start=False) if progress else None
     try:
         for result in engine.stream(requests(), params):
             k, i = result.key

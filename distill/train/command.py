@@ -36,9 +36,16 @@ def train_student_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint in --output.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in the log file.")
+    ] = False,
 ) -> None:
-    """Supervised fine-tuning of a student on the filtered set (TRL SFTTrainer, accelerate)."""
+    """Supervised fine-tuning of a student on the filtered set (TRL SFTTrainer, accelerate). The
+    libraries' output goes to OUTPUT/logs/train.log unless --verbose."""
     from distill.errors import UserError
+    from distill.logs import log_note, result, set_verbose, stage_output
+
+    set_verbose(verbose)
 
     if epochs is not None and max_steps is not None:
         raise UserError("pass either --epochs or --max-steps, not both")
@@ -58,15 +65,28 @@ def train_student_command(
     if epochs is not None:  # --epochs wins over a recipe's max_steps
         config.max_steps = None
 
-    from distill.train.run import train
+    import contextlib
+    import os
 
-    manifest = train(config)
+    from distill.progress import stage_progress
+
+    with stage_output("train", output):
+        from distill.train.run import train
+
+        main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`: one progress
+        with stage_progress() if main_process else contextlib.nullcontext():
+            manifest = train(config)
     if manifest:
         steps = manifest["training"]
+        loss = steps.get("train_loss")
         typer.echo(
-            f"{output}: {steps['global_step']} steps, dropped rows {manifest['data']['dropped']}", err=True
+            f"{output}: {steps['global_step']} steps"
+            + (f", loss {loss:.4f}" if isinstance(loss, int | float) else "")
+            + f", dropped rows {manifest['data']['dropped']}"
+            + log_note(),
+            err=True,
         )
-        typer.echo(str(output))
+        result(str(output))
 
 
 def load_train_config(recipe: Path | None, overrides: dict[str, Any]) -> Any:

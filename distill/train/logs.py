@@ -57,6 +57,50 @@ class JsonlLogCallback(TrainerCallback):
             fh.write(json.dumps(record) + "\n")
 
 
+class ProgressCallback(TrainerCallback):
+    """Training on the stage's progress (distill.progress, main process only): optimizer steps
+    done of the total, the last logged loss, real tokens per second and an ETA. Replaces the
+    trainer's own tqdm bar (the trainer then only prints its log dicts, into the stage's log)."""
+
+    def __init__(self, progress: Any):
+        self.progress = progress
+        self.task: Any = None
+        self._last_tokens = 0.0
+        self._last_time = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self._last_tokens, self._last_time = 0.0, time.perf_counter()
+        self.task = self.progress.add_task(
+            "training (steps)", total=state.max_steps, completed=state.global_step, loss="", tok_s=""
+        )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.task is None or not logs:
+            return
+        fields: dict[str, str] = {}
+        if isinstance(logs.get("loss"), int | float):
+            fields["loss"] = f"loss {logs['loss']:.4f}"
+        tokens = logs.get("num_tokens")
+        if tokens is not None and "loss" in logs:
+            now = time.perf_counter()
+            if now > self._last_time and tokens >= self._last_tokens:
+                fields["tok_s"] = f"{(tokens - self._last_tokens) / (now - self._last_time):,.0f} tok/s"
+            self._last_tokens, self._last_time = tokens, now
+        if fields:
+            self.progress.update(self.task, completed=state.global_step, **fields)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.global_step, total=state.global_step)
+            self.task = None
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():

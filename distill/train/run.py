@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,11 @@ TOKENIZER_CACHE = ".tokenized"
 
 
 def say(message: str) -> None:
+    """A line for the user (main process only): on the terminal, above the progress rows."""
     if os.environ.get("RANK", "0") == "0":
-        print(message, file=sys.stderr, flush=True)
+        from distill.progress import say as progress_say
+
+        progress_say(message)
 
 
 @dataclass
@@ -106,25 +108,31 @@ def prepare(config: TrainConfig) -> Prepared:
 
 
 def make_trainer(p: Prepared, callbacks: list[Any] | None = None) -> Any:
-    from distill.train.logs import JsonlLogCallback
+    from distill.progress import current
+    from distill.train.logs import JsonlLogCallback, ProgressCallback
     from distill.train.trainer import build_trainer, load_student
 
     model = load_student(p.model_path, p.runtime, p.tokenizer)
     callbacks = [JsonlLogCallback(p.out / "train_log.jsonl"), *(callbacks or [])]
+    if current() is not None:  # the stage's progress shows the steps (instead of tqdm)
+        callbacks.append(ProgressCallback(current()))
     return build_trainer(p.config, p.args, model, p.tokenizer, p.dataset, p.added_token_ids, callbacks)
 
 
 def train(config: TrainConfig, callbacks: list[Any] | None = None) -> dict[str, Any]:
     """Run the stage end to end; returns the manifest (also written to OUTPUT/manifest.json)."""
+    from distill.progress import phase
     from distill.train.export import export, source_dtype
 
     started = time.time()
-    p = prepare(config)
+    with phase("reading and tokenizing the data"):
+        p = prepare(config)
     kept, dropped = len(p.dataset), p.conv.drop_counts()
     say(
         f"training {config.model} on {kept} conversations ({p.token_stats['tokens']} tokens); dropped: {dropped}"
     )
-    trainer = make_trainer(p, callbacks)
+    with phase(f"loading the student ({config.model})"):
+        trainer = make_trainer(p, callbacks)
     if trainer.is_world_process_zero():  # the run starts: from here on the folder is this run's
         from distill.train.logs import write_json
 
@@ -136,7 +144,10 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> dict[str, 
         say(f"resuming from {p.resume_from}")
     result = trainer.train(resume_from_checkpoint=p.resume_from)
     save_dtype = source_dtype(p.model_path)
-    written = export(trainer, p.tokenizer, p.out, p.model_path, save_dtype, config.lora, config.merge_lora)
+    with phase("saving the model"):
+        written = export(
+            trainer, p.tokenizer, p.out, p.model_path, save_dtype, config.lora, config.merge_lora
+        )
     if not trainer.is_world_process_zero():
         return {}
     trainer.state.save_to_json(str(p.out / "trainer_state.json"))
@@ -156,8 +167,10 @@ def _check_output(config: TrainConfig, out: Path) -> str | None:
 
     ckpt_dir = out / "checkpoints"
     if not config.resume:
-        # Only our own leftover of a run that never started (the tokenized data) may be there.
-        if out.exists() and (not out.is_dir() or any(f.name != TOKENIZER_CACHE for f in out.iterdir())):
+        # Only our own leftovers of a run that never started (the tokenized data, the log) may be there.
+        if out.exists() and (
+            not out.is_dir() or any(f.name not in (TOKENIZER_CACHE, "logs") for f in out.iterdir())
+        ):
             raise UserError(
                 f"output folder {out} is not empty: pass --resume to continue its run, or pick another"
             )

@@ -110,7 +110,8 @@ def sft_args(config: TrainConfig, runtime: Runtime, checkpoint_dir: Path) -> Any
         save_total_limit=config.save_total_limit,
         report_to=config.report_to or "none",
         dataloader_pin_memory=runtime.cuda,
-        disable_tqdm=os.environ.get("DISTILL_NO_PROGRESS") == "1",
+        # tqdm off under a stage's own progress (distill.progress: steps, loss, tok/s, ETA)
+        disable_tqdm=os.environ.get("DISTILL_NO_PROGRESS") == "1" or _stage_progress_open(),
     )
 
 
@@ -196,6 +197,12 @@ def native_bf16(cuda: bool) -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def _stage_progress_open() -> bool:
+    from distill.progress import current
+
+    return current() is not None
 
 
 def _installed(module: str) -> bool:
