@@ -65,6 +65,7 @@ def build_report(counts: dict[str, Any], plan: Plan) -> dict[str, Any]:
         # an input not in the trace schema (docs/data.md): the fields filled in, and golds missing
         **({"derived": counts["derived"]} if counts.get("derived") else {}),
         **({"no_answer_column": counts["no_answer_column"]} if counts.get("no_answer_column") else {}),
+        **({"unparsable_golds": counts["unparsable_golds"]} if counts.get("unparsable_golds") else {}),
     }
 
 
@@ -87,6 +88,14 @@ def _input_lines(report: dict[str, Any], cfg: FilterConfig | None) -> list[str]:
         else:
             what = f"math rows go to `{math}` (`verify.domains.math`)"
         lines.append(f"No gold answer: {n} rows come from files without an answer column; {what}.")
+    golds = report.get("unparsable_golds") or {}
+    if golds:
+        shown = "; ".join(f"`{g}` ({n} rows)" for g, n in list(golds.items())[:20])
+        more = f" and {len(golds) - 20} more (report.json)" if len(golds) > 20 else ""
+        lines.append(
+            f"Unparsable golds: {len(golds)} gold answers math-verify cannot read, even wrapped in "
+            f"`\\boxed{{}}` (`error: unparsable gold`; fix them in the data): {shown}{more}."
+        )
     return [part for line in lines for part in (line, "")]  # one paragraph each
 
 

@@ -242,17 +242,21 @@ def _text_free(path: Path) -> bool:
 
 def _input_counts(work: ShardStore, n: int) -> dict[str, Any]:
     """What the input mapping did, over every input file (from the work manifest: also the files of
-    an earlier run): derived fields -> rows, and rows of files without a gold-answer column."""
+    an earlier run): derived fields -> rows, rows of files without a gold-answer column, and the golds
+    math-verify could not parse -> rows (for the user to fix their data)."""
     derived: Counter[str] = Counter()
+    bad_golds: Counter[str] = Counter()
     no_answer = 0
     for k in range(n):
         stats = work.shards.get(shard_name(k, n), {})
         derived.update(stats.get("derived", {}))
+        bad_golds.update(stats.get("unparsable_golds", {}))
         no_answer += stats.get("no_answer_column", 0)
     order = {f.name: i for i, f in enumerate(TRACE_SCHEMA)}
     return {
         "derived": dict(sorted(derived.items(), key=lambda kv: order[kv[0]])),
         "no_answer_column": no_answer,
+        "unparsable_golds": dict(sorted(bad_golds.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
 
@@ -579,6 +583,11 @@ class _FirstPass:
         }
         schema = WORK_KEYS_SCHEMA if self.text_free else WORK_SCHEMA
         columns = [extra[f.name] if f.name in extra else self.table.column(f.name) for f in schema]
+        bad_golds = Counter(
+            str(self.rows[i].get("answer"))
+            for i, v in enumerate(self.verdicts)
+            if v is not None and v.status == "error" and v.reason == "unparsable gold"
+        )
         self.rows = []  # done with the texts
         rejected = sum(stage is not None for stage in stages)
         stats = {
@@ -589,6 +598,8 @@ class _FirstPass:
         }
         if self.derived:
             stats["derived"] = self.derived
+        if bad_golds:
+            stats["unparsable_golds"] = dict(bad_golds)
         if self.no_answer_column:
             stats["no_answer_column"] = self.no_answer_column
         return pa.Table.from_arrays(columns, schema=schema), stats

@@ -515,3 +515,30 @@ def test_a_value_of_the_wrong_type_is_a_one_line_error_on_the_command_line(tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and "field 'sample_index'" in errors[0], result.stderr
+
+
+def test_the_report_counts_format_misses_apart_and_lists_unparsable_golds(tmp_path):
+    """Bare LaTeX golds verify; a reply without a box is `no boxed answer`, not a wrong answer;
+    a gold math-verify cannot read even boxed is listed in the report with its row count."""
+    think = "<think>\nLet me work it out.\n</think>\n\n"
+    rows = [
+        {"problem": "Write 207/64 in lowest terms.", "answer": "\\dfrac{207}{64}",
+         "completion": think + "So the answer is $\\boxed{\\frac{207}{64}}$."},
+        {"problem": "Write 207/64 in lowest terms.", "answer": "\\dfrac{207}{64}",
+         "completion": think + "The answer is 207/64."},
+        {"problem": "Solve for the pair.", "answer": "(6,1)", "completion": think + "\\boxed{(1, 6)}"},
+        {"problem": "A broken gold.", "answer": "}{", "completion": think + "\\boxed{1}"},
+        {"problem": "A broken gold.", "answer": "}{", "completion": think + "\\boxed{2}"},
+    ]  # fmt: skip
+    source = _jsonl(tmp_path / "traces.jsonl", rows)
+    out = tmp_path / "out"
+    recipe = _recipe(tmp_path, "  select: {max_per_prompt: all}\n  readability: {min_tokens: 1}\n")
+    sft, rejects, report = _ok(_filter(source, out, recipe), out)
+    assert len(sft) == 1 and sft[0]["verdict"] == "pass"  # `\dfrac` gold, wrapped, against `\frac`
+    reasons = report["reasons"]
+    assert reasons["verify: fail: no boxed answer"] == 1
+    assert reasons["verify: fail: wrong answer"] == 1
+    assert reasons["verify: error: unparsable gold"] == 2
+    assert report["unparsable_golds"] == {"}{": 2}
+    assert "Unparsable golds: 1 gold answers" in (out / "report.md").read_text()
+    assert len(rejects) == 4
