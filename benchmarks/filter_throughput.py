@@ -6,7 +6,8 @@
 Corpus (`benchmarks/corpus.py`, built once and cached under --workdir): math traces of 8-30 KB made
 from the real s1K traces in `data/reasoning_traces_s1k_sample.parquet` with word-level edits,
 planted near duplicates at word 5-gram Jaccard ~0.85 and related pairs at ~0.5. On top, here:
-GSM8K test golds (a tenth of the prompts a `\\frac{g}{8}` gold), the final `\\boxed{}` of each
+GSM8K test golds (a tenth of the prompts a `\\frac{g}{8}` gold, a fifth one of 16 bare LaTeX golds
+in the forms of MATH / NuminaMath: `\\dfrac{207}{64}`, `(6,1)`, `x^2-2x+2`, intervals, matrices, ...), the final `\\boxed{}` of each
 content rewritten as a right answer in one of several spellings (`1,000`, `\\$18`, `18.00`,
 `\\text{18}`, `\\frac{36}{2}`, ...) or a wrong one (70/30), and 2% of traces cut off inside the
 thinking. Written in the layout of `distill generate` (`data/train-KKKKK-of-NNNNN.parquet` shards
@@ -24,7 +25,7 @@ stage (passed verification and readability), false positives among the other row
 The reference, in the same run on --reference-rows rows (default 20,000: the 20k-row comparison
 is at the same rows; ~90 s), between the first and the second distill run of the smallest size
 (so that the runs compared straddle it in time: the host drifts over minutes): one process that reads the
-same shards, runs math-verify sequentially on every row (open-r1's settings, parse + verify), the
+same shards, runs plain math-verify sequentially on every row (the gold wrapped in `\\boxed{}`, boxed first), the
 same readability checks (`check_readability`), exact dedup, datasketch `MinHash.update_batch` per
 document with Python word shingles (SHA1), one `MinHashLSH(threshold=0.8)`, keeps the shortest
 passing row per prompt and writes sft/rejects Parquet (zstd, as the filter). A second reference
@@ -83,6 +84,40 @@ def _gsm8k_golds() -> list[int]:
     return [g for g in golds if g >= 2]
 
 
+# Bare LaTeX golds as MATH / NuminaMath / OpenR1-Math store them, with right and wrong boxed answers
+# (each checked against plain math-verify with the gold wrapped in \\boxed{}).
+LATEX_GOLDS = [
+    ("\\dfrac{207}{64}", ["\\frac{207}{64}", "3.234375", "\\dfrac{207}{64}"], ["\\frac{207}{46}", "3.2"]),
+    ("x^2-2x+2", ["x^2 - 2x + 2", "(x-1)^2+1"], ["x^2+2x+2", "x^2-2x"]),
+    ("(6,1)", ["(6, 1)", "(6,1)"], ["(1,6)", "6"]),
+    ("\\sin^2t", ["\\sin^2 t", "\\sin^2t"], ["\\cos^2t", "\\sin t"]),
+    (
+        "\\frac{3+2\\sqrt{3}}{3}",
+        ["1+\\frac{2\\sqrt{3}}{3}", "\\frac{3+2\\sqrt{3}}{3}"],
+        ["\\frac{3+\\sqrt{3}}{3}", "2"],
+    ),
+    ("(-\\infty,1)\\cup(1,\\infty)", ["(-\\infty, 1) \\cup (1, \\infty)"], ["(-\\infty,1]", "(1,\\infty)"]),
+    (
+        "(\\frac{2}{3},1)\\cup(7,\\infty)",
+        ["(\\frac23,1)\\cup(7,\\infty)"],
+        ["(\\frac{2}{3},1)", "\\frac{2}{3}"],
+    ),
+    ("2\\sqrt{3}", ["\\sqrt{12}", "2\\sqrt3"], ["\\sqrt{3}", "3\\sqrt{2}"]),
+    ("3+4i", ["4i+3", "3 + 4i"], ["3-4i", "4+3i"]),
+    (
+        "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}",
+        ["\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}"],
+        ["\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"],
+    ),
+    ("\\text{Monday}", ["\\text{Monday}", "Monday"], ["\\text{Tuesday}"]),
+    ("B", ["B", "\\text{(B)}"], ["C", "D"]),
+    ("25\\%", ["25\\%", "0.25"], ["20\\%", "2.5"]),
+    ("\\{1, 2, 3\\}", ["\\{3,2,1\\}", "1, 2, 3"], ["\\{1,2\\}"]),
+    ("y = 2x + 1", ["y=1+2x"], ["y = 2x - 1"]),
+    ("\\frac{\\pi}{3}", ["\\pi/3", "\\frac{\\pi}{3}"], ["\\frac{\\pi}{6}"]),
+]
+
+
 def _answers(g: int, fraction_gold: bool) -> tuple[list[str], list[str]]:
     """(right, wrong) spellings of a boxed answer to gold g (or to g/8; x/8 prints exactly)."""
     if fraction_gold:
@@ -104,16 +139,21 @@ def _build_chunk(args: tuple) -> dict:
     corpus = build_corpus(n, seed=seed)
     rng = random.Random(f"answers:{seed}")
     golds = _gsm8k_golds()
-    gold_of: dict[str, tuple[int, bool]] = {}
+    gold_of: dict[str, tuple[int, bool, int | None]] = {}
     truth = {"near_pairs": corpus.near_pairs, "related_pairs": corpus.related_pairs, "correct": {},
              "truncated": []}  # fmt: skip
     for row in corpus.rows:
         pid = row["prompt_id"]
         if pid not in gold_of:
-            gold_of[pid] = (rng.choice(golds), rng.random() < 0.1)
-        g, frac = gold_of[pid]
-        row["answer"] = f"\\frac{{{g}}}{{8}}" if frac else str(g)
-        right, wrong = _answers(g, frac)
+            kind = rng.random()  # a tenth `\\frac{g}{8}`, a fifth bare LaTeX, the rest GSM8K integers
+            latex = rng.randrange(len(LATEX_GOLDS)) if 0.1 <= kind < 0.3 else None
+            gold_of[pid] = (rng.choice(golds), kind < 0.1, latex)
+        g, frac, latex = gold_of[pid]
+        if latex is not None:
+            row["answer"], right, wrong = LATEX_GOLDS[latex]
+        else:
+            row["answer"] = f"\\frac{{{g}}}{{8}}" if frac else str(g)
+            right, wrong = _answers(g, frac)
         ok = corpus.correct[row["id"]]
         answer = rng.choice(right if ok else wrong)
         body = row["content"].rsplit("\\boxed{", 1)[0]
@@ -392,7 +432,6 @@ def reference_pipeline(corpus: Path, n: int, out: Path) -> None:
 
     import pyarrow.parquet as pq
     from datasketch import MinHash, MinHashLSH
-    from latex2sympy2_extended import NormalizationConfig
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     from distill.filter.decontam import Decontaminator
@@ -401,14 +440,7 @@ def reference_pipeline(corpus: Path, n: int, out: Path) -> None:
     from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, to_table
 
     gold_config = [LatexExtractionConfig(), ExprExtractionConfig()]
-    norm = NormalizationConfig(
-        nits=False, malformed_operators=False, basic_latex=True, equations=False, boxed="all", units=True
-    )
-    pred_config = [
-        LatexExtractionConfig(
-            normalization_config=norm, boxed_match_priority=0, try_extract_without_anchor=False
-        )
-    ]
+    pred_config = [LatexExtractionConfig(boxed_match_priority=0)]
     rows: list[dict] = []
     for path in sorted((corpus / "data").glob("*.parquet")):
         rows += pq.read_table(path).to_pylist()
@@ -421,9 +453,11 @@ def reference_pipeline(corpus: Path, n: int, out: Path) -> None:
         if reason := decontam.reason(row["problem"] or ""):
             row["reject_stage"], row["reject_reason"] = "decontaminate", reason
             continue
-        gold = parse(row["answer"] or "", extraction_mode="first_match", extraction_config=gold_config)
+        answer = (row["answer"] or "").strip()  # plain math-verify: a bare gold wrapped in \\boxed{}
+        answer = answer if "\\boxed" in answer or "$" in answer else f"\\boxed{{{answer}}}"
+        gold = parse(answer, extraction_config=gold_config)
         text = row["content"] if row["content"] else (row["reasoning"] or "")[-2000:]
-        pred = parse(text, extraction_mode="first_match", extraction_config=pred_config)
+        pred = parse(text, extraction_config=pred_config)
         ok = bool(gold) and verify(gold, pred)
         row["verdict"] = "pass" if ok else "fail"
         if not ok:
