@@ -121,3 +121,16 @@ def test_cli_writes_both_files(tmp_path):
     write_arithmetic(lib, n=25, seed=4, heldout=6)
     assert (out / TRAIN).read_bytes() == (lib / TRAIN).read_bytes()
     assert str(out) in res.output
+
+
+def test_the_bundled_quickstart_set_is_what_the_command_writes(tmp_path):
+    """data/arithmetic/ (the quickstart's problems) is exactly `distill data arithmetic`'s output for
+    the command its README names: nobody edited it by hand, and the generator did not drift."""
+    from pathlib import Path
+
+    from distill.data.arithmetic import write_arithmetic
+
+    bundled = Path(__file__).resolve().parents[2] / "data" / "arithmetic"
+    write_arithmetic(tmp_path, n=128, seed=0, heldout=100)
+    for name in ("train.jsonl", "heldout.jsonl"):
+        assert (tmp_path / name).read_bytes() == (bundled / name).read_bytes(), name
