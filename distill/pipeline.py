@@ -171,7 +171,7 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
         code = subprocess.call(
             [*launcher, "-m", "distill.cli", *argv, "--recipe", str(resolved)],
             env={**os.environ, ENV_FILE: str(stage_log), ENV_IN_RUN: "1"},
-            stdout=sys.stderr.fileno(),  # the stages' lines are for the user; stdout: the run folder
+            stdout=_stderr_fd(),  # the stages' lines are for the user; stdout: the run folder
         )
         if code != 0:
             done.append((stage, "failed"))
@@ -201,8 +201,16 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
                 str(out["eval-baseline"]),
                 str(out["eval"]),
             ],
-            stdout=sys.stderr.fileno(),
+            stdout=_stderr_fd(),
         )
+
+
+def _stderr_fd() -> int | None:
+    """This process's stderr for a child's stdout (None: inherit stdout, e.g. under a notebook)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 # --- the closing summary ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from distill import logs
@@ -216,7 +217,14 @@ class LogProgress:
         return ", ".join(parts)
 
 
+def _no_wrap() -> Column:
+    return Column(no_wrap=True)
+
+
 class _Counts(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=_no_wrap())
+
     def render(self, task: Any) -> Text:
         if task.total is None or task.fields.get("_phase"):
             return Text("")
@@ -224,12 +232,18 @@ class _Counts(ProgressColumn):
 
 
 class _Fields(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=_no_wrap())
+
     def render(self, task: Any) -> Text:
         return Text("  ".join(_fields(task.fields)))
 
 
 class _Eta(ProgressColumn):
     max_refresh = 0.5
+
+    def __init__(self) -> None:
+        super().__init__(table_column=_no_wrap())
 
     def render(self, task: Any) -> Text:
         if task.total is None or task.finished or task.fields.get("_phase"):
@@ -246,11 +260,11 @@ class RichProgress:
     def __init__(self, console: Console):
         self.progress = Progress(
             SpinnerColumn(finished_text="[green]✓[/]"),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=30),
+            TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=16),
             _Counts(),
             _Fields(),
-            TimeElapsedColumn(),
+            TimeElapsedColumn(table_column=_no_wrap()),
             _Eta(),
             console=console,
         )

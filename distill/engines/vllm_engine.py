@@ -86,7 +86,7 @@ class VLLMEngine(Engine):
             from distill.progress import phase
 
             # its own row: the generation's rate and ETA start when the engine takes prompts
-            with phase(f"starting the vLLM engine ({self.teacher})"):
+            with phase(f"starting vLLM ({self.teacher})"):
                 self._llm = LLM(**{**self._kwargs, "seed": seed})
             self.tokenizer = self._llm.get_tokenizer()
             self.max_model_len = self._llm.llm_engine.model_config.max_model_len
