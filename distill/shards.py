@@ -10,12 +10,8 @@ no coordination (any worker, or `distill manifest DIR`, can do it; the result is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import UserError
+from distill.provenance import atomic_write_text, fsync_dir, git_commit, sha256_file, utc_now
+
+# distill/filter still imports atomic_write_text, git_commit, package_versions and sha256_file from
+# here: remove this re-export once it imports them from distill.provenance.
+from distill.provenance import package_versions as package_versions
 
 MANIFEST = "manifest.json"
 WORKER_DIR = "manifests"
@@ -36,59 +37,6 @@ def shard_name(index: int, total: int, split: str = "train") -> str:
     """The Hugging Face hub layout (`data/train-00003-of-00017.parquet`): `datasets.load_dataset`
     on the output folder reads the shards and nothing else."""
     return f"{DATA_DIR}/{split}-{index:05d}-of-{total:05d}.parquet"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def package_versions(names: tuple[str, ...] = ()) -> dict[str, str]:
-    from importlib import metadata
-
-    wanted = ("distill", "pyarrow", "datasets", *names)
-    out = {"python": platform.python_version()}
-    for name in wanted:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def shard_ok(path: Path, record: dict[str, Any]) -> bool:
@@ -142,7 +90,7 @@ def write_shard(
         "rows": table.num_rows,
         "bytes": tmp.stat().st_size,
         "sha256": sha256_file(tmp),
-        "sealed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sealed_at": utc_now(),
         **(stats or {}),
     }
     os.replace(tmp, final)
@@ -282,7 +230,7 @@ def merge_manifests(root: Path, extra: dict[str, Any] | None = None) -> dict[str
         "shards": dict(sorted(shards.items())),
         "info": workers[0].get("info", {}),
         "git_commit": git_commit(),
-        "merged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "merged_at": utc_now(),
         **(extra or {}),
     }
     atomic_write_text(root / MANIFEST, json.dumps(doc, indent=1, ensure_ascii=False))
