@@ -10,7 +10,7 @@ word 5-gram (Jaccard < 0.05) while reading like the originals. Planted on top:
 - near duplicates: copies of a base trace's reasoning edited to a word 5-gram Jaccard of about
   0.85 (half as another sample of the same prompt, half under another prompt);
 - related pairs: copies edited to Jaccard about 0.5, distinct traces that must both be kept.
-Jaccards are exact, on the shingles of `distill.filter.dedup.shingle_hashes`. Each content ends
+Jaccards are exact, on the shingles of `distill.text.shingle_hashes`. Each content ends
 in one `\\boxed{}`: the gold answer, or a wrong one for `wrong_fraction` of rows (`correct`).
 Every row passes the readability filters with their defaults.
 """
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from distill.filter.dedup import shingle_hashes
 from distill.schema import prompt_id_for, sample_id_for
+from distill.text import shingle_hashes
 
 SOURCE = Path(__file__).resolve().parents[1] / "data" / "reasoning_traces_s1k_sample.parquet"
 TEACHER = "synthetic/s1k-gemini"

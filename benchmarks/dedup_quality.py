@@ -8,7 +8,8 @@ duplicates at word 5-gram Jaccard ~0.85 and related-but-distinct pairs at ~0.5. 
 recall on the planted pairs (target >= 0.95), false positives among distinct traces (target
 <= 1%), and docs/s of signatures at 1 and 2 processes next to the plain reference (datasketch
 `MinHash.update_batch` per document with Python shingling and its default SHA1, one LSH), and
-of the whole `dedup_rows` stage (exact + near). Writes `benchmarks/results/dedup_quality.json`.
+of the filter's whole dedup on the stage's own path (`plan_of_rows`: the per-row features as the
+first pass computes them, then `make_plan`: exact + near). Writes `benchmarks/results/dedup_quality.json`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.corpus import build_corpus
-from distill.filter.dedup import DedupConfig, NearDedup, dedup_rows, minhash_signatures
+from distill.filter.config import FilterConfig, SelectConfig
+from distill.filter.dedup import DedupConfig, NearDedup, minhash_signatures
+from distill.filter.plan import plan_of_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dedup_quality.json"
 
@@ -184,13 +187,13 @@ def main() -> None:
     load["after_signatures"] = loadavg()
 
     result_quality = quality(rows, sigs, corpus, cfg)
-    ordered = sorted(rows, key=lambda r: (r["completion_tokens"], r["id"]))
     stage = {}
+    stage_cfg = FilterConfig(dedup=cfg, select=SelectConfig(max_per_prompt="all"))  # dedup alone
     for processes in (1, 2):
         with Rate(len(rows)) as rate:
-            reasons = dedup_rows(ordered, cfg, processes=processes)
-        stage[f"dedup_rows_{processes}proc"] = rate.as_dict()
-    stage["dropped"] = sum(r is not None for r in reasons)
+            _, plan = plan_of_rows(rows, stage_cfg, processes=processes)
+        stage[f"plan_dedup_{processes}proc"] = rate.as_dict()
+    stage["dropped"] = len(plan.decisions)
     stage["reference_pipeline_1proc"] = ref_stage.as_dict()
     load["after"] = loadavg()
 

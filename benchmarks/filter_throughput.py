@@ -435,8 +435,8 @@ def reference_pipeline(corpus: Path, n: int, out: Path) -> None:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     from distill.filter.decontam import Decontaminator
+    from distill.filter.output import messages_of
     from distill.filter.readability import check_readability
-    from distill.filter.run import messages_of
     from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA, to_table
 
     gold_config = [LatexExtractionConfig(), ExprExtractionConfig()]

@@ -1,8 +1,8 @@
 """Benchmark decontamination: drop prompts that share a word n-gram with a benchmark question.
 
 open-r1 drops prompts sharing any word 8-gram with AIME, MATH-500, GPQA and LiveCodeBench; the
-default n is 8 (Light-R1 uses 32). Normalisation on both sides: Unicode NFKC, lowercase, words =
-runs of letters and digits, so punctuation, curly vs straight quotes and spacing do not
+default n is 8 (Light-R1 uses 32). Normalisation on both sides (`distill.text.normalize_words`):
+Unicode NFKC, lowercase, words = runs of letters and digits, so punctuation, curly vs straight quotes and spacing do not
 matter. The benchmark side is one dict n-gram (its words joined by spaces) -> (file, row) of its
 first occurrence: benchmarks are small (GSM8K test: 53k 8-grams, ~5 MB), and plain strings,
 unlike Python's salted int hashes, stay valid when the index is pickled to worker processes. A
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +24,10 @@ from pydantic import Field
 
 from distill.config import StrictModel
 from distill.errors import UserError
+from distill.text import normalize_words, word_ngrams
 
 QUESTION_COLUMNS = ("problem", "question", "prompt")
 ID_COLUMNS = ("id", "task_id", "problem_id", "unique_id", "question_id")
-_WORD = re.compile(r"[^\W_]+")
 
 
 class DecontamConfig(StrictModel):
@@ -54,14 +52,6 @@ class Match:
 
     def reason(self) -> str:
         return f"contaminated: shares {self.ngram!r} with {self.benchmark} row {self.row}"
-
-
-def normalize_words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
-
-
-def ngrams(words: list[str], n: int) -> list[str]:
-    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
 
 
 def read_questions(path: str | Path, column: str | None = None) -> Iterator[tuple[str, str]]:
@@ -102,7 +92,7 @@ class Decontaminator:
         self._index: dict[str, int] = {}  # n-gram -> position in self.rows
         for f, path in enumerate(benchmarks):
             for row_id, question in read_questions(path, column):
-                grams = ngrams(normalize_words(question), ngram)
+                grams = word_ngrams(normalize_words(question), ngram)
                 if grams:
                     self.rows.append((f, row_id))
                     for gram in grams:
@@ -118,7 +108,7 @@ class Decontaminator:
 
     def check(self, text: str) -> Match | None:
         index = self._index
-        for gram in ngrams(normalize_words(text), self.ngram) if index else ():
+        for gram in word_ngrams(normalize_words(text), self.ngram) if index else ():
             if gram in index:
                 f, row_id = self.rows[index[gram]]
                 return Match(self.files[f], row_id, gram)

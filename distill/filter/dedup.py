@@ -1,7 +1,7 @@
 """Exact and near-duplicate removal of traces: normalised-text digests, then MinHash LSH.
 
-Rows arrive ordered by preference (the caller sorts, e.g. with `preference_key`: shortest
-first, ties by id); the first row of a duplicate cluster survives, every later one is dropped
+Rows arrive ordered by preference (the plan sorts them: passing first, then shortest, then by
+id); the first row of a duplicate cluster survives, every later one is dropped
 with the key of the row it matched. Only survivors are indexed, so a row is compared with kept
 rows only. The order alone decides, so the result is deterministic.
 
@@ -19,15 +19,18 @@ J = 0.85; at 0.75 it misses < 0.1%, and pairs at J <= 0.6 pass it with p < 0.05%
 0.995 on 2,000 planted pairs at J 0.83-0.87, no false positive among 16,000 distinct traces,
 none of 1,000 related pairs at J ~0.5 merged.
 
-Speed: words are hashed in one pass over the UTF-8 bytes (a polynomial hash per word),
-n-grams combine word hashes, and each permutation's minimum is taken over all shingles, in
-numba-compiled loops (`distill/filter/kernels.py`; the numpy code here computes the same values
-where numba is unavailable, or with `DISTILL_NUMBA=0`). The values equal datasketch's own
-`affine32` scheme fed the same 32-bit shingle hashes
-(`MinHash(hashfunc=lambda h: h).update_batch(shingle_hashes(text))`), so the sketches are real
-datasketch sketches. `minhash_signatures` never imports datasketch, cheap to call in
-worker processes: ~0.07 ms per 19 KB trace (numpy: ~0.2 ms; datasketch's `update_batch` with
-SHA1 and Python shingles: ~2.8 ms).
+Speed: shingles are word n-gram hashes of `distill/text.py` (one pass over the UTF-8 bytes), and
+each permutation's minimum is taken over all shingles in a numba-compiled loop
+(`distill/kernels.py`; the numpy code here computes the same values where numba is unavailable,
+or with `DISTILL_NUMBA=0`). The values equal datasketch's own `affine32` scheme fed the same
+32-bit shingle hashes (`MinHash(hashfunc=lambda h: h).update_batch(shingle_hashes(text))`), so
+the sketches are real datasketch sketches. `minhash_signatures` never imports datasketch, cheap
+to call in worker processes: ~0.07 ms per 19 KB trace (numpy: ~0.2 ms; datasketch's
+`update_batch` with SHA1 and Python shingles: ~2.8 ms).
+
+The filter dedups in its plan (`distill/filter/plan.py`: `make_plan`), over the digests and
+signatures its first pass computed (`distill/filter/features.py`); `plan_of_rows` there runs the
+same path on rows held in memory.
 """
 
 from __future__ import annotations
@@ -35,8 +38,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
 from functools import lru_cache, partial
 from types import ModuleType
 from typing import Any, Literal
@@ -45,27 +47,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.filter.kernels import minhash_kernel, ngram_kernel, squeeze_kernel, word_hash_kernel
+from distill.kernels import minhash_kernel
+from distill.text import NGRAM_MULT, U64, fmix64, normalized_bytes, shingle_hashes
 
-_U64 = np.uint64
 _EMPTY = np.uint32(0xFFFFFFFF)  # datasketch's value of an empty MinHash
-# Word bytes: ASCII letters and digits, and every byte of a non-ASCII character.
-_WORD_BYTE = np.zeros(256, dtype=np.int8)
-_WORD_BYTE[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")] = 1
-_WORD_BYTE[128:] = 1
-_SPACE_TABLE = bytes.maketrans(b"\t\n\r\x0b\x0c", b"     ")  # ASCII whitespace -> space
-_LOWER_SPACE_TABLE = bytes.maketrans(  # and ASCII upper case -> lower case
-    b"\t\n\r\x0b\x0cABCDEFGHIJKLMNOPQRSTUVWXYZ", b"     abcdefghijklmnopqrstuvwxyz"
-)
-_P = 0x100000001B3  # odd, so invertible mod 2**64
-_P_INV = pow(_P, -1, 1 << 64)
-_NGRAM_MULT = np.array(
-    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63],
-    dtype=_U64,
-)
 _BLOCK = 8192  # shingles per block (x _PERM_BLOCK permutations x 4 bytes = 1 MiB, cache sized)
 _PERM_BLOCK = 32  # permutations per block
-_powers: list[np.ndarray] = [np.ones(1, _U64), np.ones(1, _U64)]
 
 
 class DedupConfig(StrictModel):
@@ -92,164 +79,12 @@ class DedupConfig(StrictModel):
         return self
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finaliser, in place (on an array the caller owns: no temporaries)."""
-    tmp = h >> _U64(33)
-    h ^= tmp
-    h *= _U64(0xFF51AFD7ED558CCD)
-    np.right_shift(h, _U64(33), out=tmp)
-    h ^= tmp
-    h *= _U64(0xC4CEB9FE1A85EC53)
-    np.right_shift(h, _U64(33), out=tmp)
-    h ^= tmp
-    return h
-
-
 def _fmix32(h: np.ndarray) -> np.ndarray:  # datasketch's affine32 pre-mix (MurmurHash3 finaliser)
     h = h ^ (h >> np.uint32(16))
     h = h * np.uint32(0x85EBCA6B)
     h = h ^ (h >> np.uint32(13))
     h = h * np.uint32(0xC2B2AE35)
     return h ^ (h >> np.uint32(16))
-
-
-def _pow_tables(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """P**i and P**-i (mod 2**64) for i < n, grown on demand and kept per process."""
-    if len(_powers[0]) < n:
-        size = max(n, 2 * len(_powers[0]), 1 << 15)
-        for i, base in enumerate((_P, _P_INV)):
-            table = np.full(size, _U64(base), dtype=_U64)
-            table[0] = 1
-            _powers[i] = np.cumprod(table)  # wraps mod 2**64, as intended
-    return _powers[0], _powers[1]
-
-
-# byte -> its code in a word hash (ASCII upper case folded, + 1: never 0), 0 for a separator
-_WORD_CODES = np.where(
-    _WORD_BYTE.astype(bool),
-    np.frombuffer(bytes(range(256)).lower(), np.uint8).astype(_U64) + _U64(1),
-    _U64(0),
-).astype(_U64)
-_WORD_TABLE = bytes(_WORD_BYTE.astype(np.uint8).tolist())  # for bytes.translate: 1 = word byte
-_last_utf8: tuple[str | None, bytes] = (None, b"")
-_last_words: tuple[str | None, np.ndarray] = (None, np.empty(0, _U64))
-
-
-def utf8(text: str) -> bytes:
-    """`text.encode("utf-8")`, the last result remembered (by the text's identity): the
-    readability filters and the word hashes of one reasoning encode it once."""
-    global _last_utf8
-    last = _last_utf8
-    if last[0] is text:
-        return last[1]
-    raw = text.encode("utf-8")
-    _last_utf8 = (text, raw)
-    return raw
-
-
-def word_hashes(text: str) -> np.ndarray:
-    """One stable 64-bit hash per word. Words are runs of ASCII letters/digits and non-ASCII
-    characters; ASCII punctuation, LaTeX markup and whitespace separate them; ASCII is
-    case-folded. The same in every process (no Python `hash`).
-
-    The last result is remembered (by the text's identity): the readability filter and the
-    MinHash of the same reasoning hash its words once. Callers must not modify the array."""
-    global _last_words
-    last = _last_words
-    if last[0] is text:
-        return last[1]
-    raw = utf8(text)
-    kernel = word_hash_kernel()
-    if not raw:
-        out = np.empty(0, _U64)
-    elif kernel is not None:  # the same values in one compiled pass (`distill/filter/kernels.py`)
-        out = np.empty(len(raw) // 2 + 2, _U64)  # words are separated: at most one per two bytes
-        out = out[: kernel(np.frombuffer(raw, np.uint8), _WORD_CODES, _pow_tables(len(raw))[0], out)]
-    else:
-        out = _word_hashes_numpy(raw)
-    _last_words = (text, out)
-    return out
-
-
-def _word_hashes_numpy(raw: bytes) -> np.ndarray:
-    """`word_hashes` of non-empty UTF-8 bytes in numpy: sum((byte + 1) * P**j) over each word's
-    bytes from one cumulative sum of (byte + 1) * P**i, then fmix64."""
-    n = len(raw)
-    # word-byte mask in C (bytes.translate), then the edges of its runs: positions alternate
-    # start, end, start, end... since the mask is padded with False on both sides
-    mask = np.zeros(n + 2, dtype=np.bool_)
-    mask[1:-1] = np.frombuffer(raw.translate(_WORD_TABLE), dtype=np.bool_)
-    edges = np.flatnonzero(mask[1:] != mask[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    pw, inv = _pow_tables(n)
-    codes = np.frombuffer(raw.lower(), dtype=np.uint8).astype(_U64)  # bytes.lower: ASCII only
-    codes += _U64(1)  # byte -> code, never 0
-    codes *= pw[:n]
-    prefix = np.empty(n + 1, _U64)
-    prefix[0] = 0
-    np.cumsum(codes, out=prefix[1:])
-    out = prefix[ends]
-    out -= prefix[starts]
-    out *= inv[starts]
-    return _fmix64(out)
-
-
-_last_grams: tuple[np.ndarray | None, int, np.ndarray] = (None, 0, np.empty(0, _U64))
-
-
-def ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
-    """64-bit hashes of every run of `n` consecutive word hashes (one over all words if fewer).
-
-    The last result is remembered (by the words array's identity and n): the repetition filter
-    builds its 10-grams from the 5-grams that MinHash shingles the same reasoning with. Callers
-    must not modify the array."""
-    global _last_grams
-    last = _last_grams
-    if last[0] is words and last[1] == n:
-        return last[2]
-    if words.size == 0:
-        return np.empty(0, _U64)
-    m = min(n, words.size)
-    kernel = ngram_kernel()
-    if kernel is not None:  # the same values, compiled
-        out = np.empty(words.size - m + 1, _U64)
-        kernel(words, m, _NGRAM_MULT, out)
-    else:
-        out = _ngram_hashes_numpy(words, m)
-    _last_grams = (words, n, out)
-    return out
-
-
-def _ngram_hashes_numpy(words: np.ndarray, m: int) -> np.ndarray:
-    """fmix64(sum_k words[j + k] * (mult[k % 5] + 2 * (k // 5)) + m) for every start j, m <= len(words)."""
-    count = words.size - m + 1
-    acc = words[:count] * _NGRAM_MULT[0]
-    term = np.empty_like(acc)
-    for k in range(1, m):
-        acc += np.multiply(words[k : k + count], _NGRAM_MULT[k % 5] + _U64(2 * (k // 5)), out=term)
-    acc += _U64(m)
-    return _fmix64(acc)
-
-
-def paired_ngram_hashes(words: np.ndarray, n: int) -> np.ndarray:
-    """Hashes of every run of `n` consecutive words for an even n < len(words), each made from
-    the two (n/2)-gram hashes it consists of: equal n-grams get equal hashes, distinct ones
-    differ but for 64-bit collisions (so counts of distinct n-grams are those of `ngram_hashes`),
-    at two vector operations instead of n when the (n/2)-grams are already known. Not mixed
-    further: meant for counting, not for bucketing (unlike `ngram_hashes`)."""
-    half = n // 2
-    grams = ngram_hashes(words, half)
-    count = words.size - n + 1
-    # the halves are mixed hashes already: a linear combination keeps distinct pairs distinct
-    # (but for 64-bit collisions); no further mixing, since these hashes are only compared
-    out = grams[:count] * _NGRAM_MULT[1]
-    out += grams[half : half + count]
-    return out
-
-
-def shingle_hashes(text: str, ngram: int = 5) -> np.ndarray:
-    """The 32-bit hashes of the word n-gram shingles of `text` (with repeats)."""
-    return (ngram_hashes(word_hashes(text), ngram) >> _U64(32)).astype(np.uint32)
 
 
 @lru_cache(maxsize=8)
@@ -275,7 +110,7 @@ def signature_of_hashes(hashes: np.ndarray, num_perm: int = 128, seed: int = 1) 
         return out
     mixed = _fmix32(hashes.astype(np.uint32, copy=False))
     kernel = minhash_kernel()
-    if kernel is not None:  # the same values, compiled (`distill/filter/kernels.py`)
+    if kernel is not None:  # the same values, compiled (`distill/kernels.py`)
         kernel(mixed, a, b, out)
     else:
         _permuted_minima_numpy(mixed, a, b, out)
@@ -317,47 +152,9 @@ def _is_empty(signature: np.ndarray) -> bool:
     return bool(signature[0] == _EMPTY and (signature == _EMPTY).all())
 
 
-def _normalized_bytes(text: str) -> bytes:
-    if text.isascii():  # O(1); then the (shared) UTF-8 bytes lowered and spaced in one pass
-        raw, table = utf8(text), _LOWER_SPACE_TABLE
-    else:
-        raw, table = text.lower().encode("utf-8"), _SPACE_TABLE
-    kernel = squeeze_kernel()
-    if kernel is not None:  # the same bytes, compiled: one pass instead of four (-35% of the digest)
-        out = _squeeze_buffer(len(raw))
-        return out[: kernel(np.frombuffer(raw, np.uint8), _TABLES[table], out)].tobytes()
-    raw = raw.translate(table)
-    if b"  " in raw:  # drop every space that follows a space
-        data = np.frombuffer(raw, dtype=np.uint8)
-        keep = np.empty(data.size, dtype=np.bool_)
-        keep[0] = True
-        np.not_equal(data[1:], 32, out=keep[1:])
-        keep[1:] |= data[:-1] != 32
-        raw = data[keep].tobytes()
-    return raw.strip(b" ")
-
-
-_TABLES = {t: np.frombuffer(t, np.uint8) for t in (_SPACE_TABLE, _LOWER_SPACE_TABLE)}
-_squeeze_out = np.empty(1 << 16, np.uint8)
-
-
-def _squeeze_buffer(size: int) -> np.ndarray:
-    """Scratch space for the squeeze kernel, reused (grown to the longest text seen)."""
-    global _squeeze_out
-    if _squeeze_out.size < size:
-        _squeeze_out = np.empty(max(size, 2 * _squeeze_out.size), np.uint8)
-    return _squeeze_out
-
-
-def normalize_text(text: str) -> str:
-    """Exact-dedup normalisation: lowercase, runs of ASCII whitespace -> one space, ends
-    stripped (a compiled pass, else numpy: twice as fast as `" ".join(text.lower().split())`)."""
-    return _normalized_bytes(text).decode("utf-8")
-
-
 def exact_digest(text: str) -> bytes:
     # SHA-256 (hardware-accelerated on current x86 and ARM CPUs: ~1.6x BLAKE2b's speed here), 16 bytes
-    return hashlib.sha256(_normalized_bytes(text)).digest()[:16]
+    return hashlib.sha256(normalized_bytes(text)).digest()[:16]
 
 
 class ExactDedup:
@@ -496,30 +293,15 @@ def rows_sharing_a_band(signatures: np.ndarray, bands: int, rows: int) -> np.nda
     if n < 2:
         return shared
     for b in range(bands):
-        part = signatures[:, b * rows : (b + 1) * rows].astype(_U64)
-        h = np.zeros(n, dtype=_U64)
+        part = signatures[:, b * rows : (b + 1) * rows].astype(U64)
+        h = np.zeros(n, dtype=U64)
         for r in range(rows):
-            h = _fmix64(h ^ (part[:, r] * _NGRAM_MULT[r % 5]))
+            h = fmix64(h ^ (part[:, r] * NGRAM_MULT[r % 5]))
         order = np.argsort(h, kind="stable")
         same = h[order[1:]] == h[order[:-1]]
         shared[order[1:][same]] = True
         shared[order[:-1][same]] = True
     return shared
-
-
-def preference_key(row: Mapping[str, Any]) -> tuple[int, str]:
-    """The default survivor order: fewest completion tokens (else characters / 4), then id."""
-    tokens = row.get("completion_tokens")
-    if tokens is None:
-        tokens = len(row.get("completion") or "") // 4
-    return int(tokens), str(row.get("id"))
-
-
-def _prepare(
-    texts: Sequence[str], exact: bool, near: bool, ngram: int, num_perm: int, seed: int
-) -> tuple[list[bytes] | None, np.ndarray | None]:
-    digests = [exact_digest(t) for t in texts] if exact else None
-    return digests, minhash_signatures(texts, ngram, num_perm, seed) if near else None
 
 
 def exact_duplicate_reason(field: str, other: str) -> str:
@@ -544,45 +326,3 @@ def duplicate_prompts(problems: Iterable[tuple[str, str]], cfg: DedupConfig) -> 
         if pid not in out:
             out[pid] = index.add(pid, problem)
     return out
-
-
-def dedup_rows(
-    rows: Sequence[Mapping[str, Any]], cfg: DedupConfig | None = None, processes: int = 1, chunk: int = 256
-) -> list[str | None]:
-    """Drop reasons (None = kept) for `rows`, already ordered by preference. Digests and
-    signatures are computed in `processes` worker processes, chunk by chunk, while this process
-    walks the results in order through the indexes."""
-    cfg = cfg or DedupConfig()
-    texts = [row.get(cfg.field) or "" for row in rows]
-    prep: Callable[[Sequence[str]], tuple[list[bytes] | None, np.ndarray | None]]
-    prep = partial(
-        _prepare, exact=cfg.exact, near=cfg.near, ngram=cfg.ngram, num_perm=cfg.num_perm, seed=cfg.seed
-    )
-    parts = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
-    dup_prompts = (
-        duplicate_prompts(((row["prompt_id"], row.get("problem") or "") for row in rows), cfg)
-        if cfg.prompts
-        else {}
-    )
-    exact, near = ExactDedup(cfg.scope), NearDedup(cfg)
-    reasons: list[str | None] = []
-    pool = ProcessPoolExecutor(processes) if processes > 1 and len(parts) > 1 else None
-    try:
-        results = pool.map(prep, parts) if pool else map(prep, parts)
-        for offset, (digests, sigs) in zip(range(0, len(rows), chunk), results, strict=True):
-            for i, row in enumerate(rows[offset : offset + chunk]):
-                key, group = str(row["id"]), row.get("prompt_id")
-                if dup_prompts.get(group):
-                    reasons.append(prompt_duplicate_reason(group, dup_prompts[group]))
-                elif digests and (other := exact.match(digests[i], group)) is not None:
-                    reasons.append(exact_duplicate_reason(cfg.field, other))
-                elif sigs is not None and (other := near.add_signature(key, sigs[i], group)) is not None:
-                    reasons.append(near_duplicate_reason(cfg.field, other, near.last_similarity))
-                else:
-                    if digests:
-                        exact.add_digest(key, digests[i], group)  # only survivors are remembered
-                    reasons.append(None)
-    finally:
-        if pool:
-            pool.shutdown(cancel_futures=True)
-    return reasons

@@ -20,7 +20,8 @@ from pydantic import Field, model_validator
 
 from distill.config import StrictModel
 from distill.errors import UserError
-from distill.shards import MANIFEST, ShardStore, atomic_write_text, git_commit, merge_manifests, sha256_file
+from distill.provenance import atomic_write_text, git_commit, sha256_file
+from distill.shards import MANIFEST, ShardStore, merge_manifests
 
 
 class MixSource(StrictModel):

@@ -3,14 +3,19 @@
 Per-prompt pass rates, the difficulty band, exact and near-duplicate removal (survivors are
 deterministic: passing rows first, then the shortest, then by id), per-prompt selection and
 preference pairs. Returns a decision per row id; texts never enter memory here, only the MinHash
-signatures (the LSH index).
+signatures (the LSH index). The stage reads the keys from its work shards (`work.read_keys`);
+`plan_of_rows` makes them from rows held in memory (tests, benchmarks), on the same path.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +46,29 @@ class Keys:
     problems: dict[str, str] = field(default_factory=dict)  # prompt id -> problem (for dedup.prompts)
     bounds: list[tuple[int, int]] = field(default_factory=list)  # each work shard's [start, stop)
 
+    def preference(self, i: int) -> tuple[bool, int, str]:
+        """Row i's place in the survivor order: passing rows first, then the shortest, then by id."""
+        return self.verdicts[i] != "pass", self.lengths[i], self.ids[i]
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[Mapping[str, Any]], features: Mapping[str, Any]) -> Keys:
+        """The keys of rows held in memory, with their `features` (`distill.filter.features`); each
+        row's verdict and first-pass reject stage and reason as it carries them (None if absent)."""
+        keys = cls(
+            ids=[str(row["id"]) for row in rows],
+            prompts=[row.get("prompt_id") for row in rows],
+            verdicts=[row.get("verdict") for row in rows],
+            stage1=[row.get("reject_stage") for row in rows],
+            reasons1=[row.get("reject_reason") for row in rows],
+            lengths=list(features["lengths"]),
+            digests=list(features["digests"]),
+            signatures=features["signatures"],
+            bounds=[(0, len(rows))],
+        )
+        for row in rows:
+            keys.problems.setdefault(row.get("prompt_id"), row.get("problem") or "")
+        return keys
+
 
 @dataclass
 class Plan:
@@ -69,7 +97,7 @@ def _drop_duplicate_prompts(
 ) -> list[int]:
     """`dedup.prompts`: a prompt whose problem near-duplicates an earlier prompt's loses all its
     samples. Prompts come in the order of their most preferred sample (`alive` is sorted), so the
-    prompt with the best sample survives, as in `dedup_rows`."""
+    prompt with the best sample survives."""
     pids = [keys.prompts[i] for i in alive]
     duplicate_of = duplicate_prompts(((pid, keys.problems.get(pid) or "") for pid in pids), cfg.dedup)
     survivors = []
@@ -103,7 +131,7 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
         alive = survivors
 
     # Preferred rows first: passing, then shortest, then by id. The first copy of a duplicate survives.
-    alive.sort(key=lambda i: (keys.verdicts[i] != "pass", keys.lengths[i], keys.ids[i]))
+    alive.sort(key=keys.preference)
     d = cfg.dedup
     if d.prompts and alive:
         alive = _drop_duplicate_prompts(keys, alive, cfg, decisions)
@@ -152,3 +180,32 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
                 worst = max(failing[pid], key=lambda i: (keys.lengths[i], keys.ids[i]))  # longest wrong one
                 pairs.append((pid, keys.ids[chosen], keys.ids[worst]))
     return Plan(decisions, rates, sorted(pairs))
+
+
+def plan_of_rows(
+    rows: Sequence[Mapping[str, Any]], cfg: FilterConfig, processes: int = 1, chunk: int = 256
+) -> tuple[Keys, Plan]:
+    """`make_plan` of rows held in memory, on the stage's own path: their features (as the first
+    pass computes them, in `processes` worker processes, `chunk` rows a task; readability is not
+    applied), `Keys.of_rows`, `make_plan`. For tests and benchmarks: the stage reads its keys from
+    the work shards."""
+    from distill.filter.features import features
+    from distill.filter.readability import FILTER_NAMES, ReadabilityConfig
+
+    off = ReadabilityConfig(**dict.fromkeys(FILTER_NAMES, False))
+    compute = partial(features, readability=off, dedup=cfg.dedup)
+    parts = [list(rows[i : i + chunk]) for i in range(0, len(rows), chunk)]
+    if processes > 1 and len(parts) > 1:
+        with ProcessPoolExecutor(processes) as pool:
+            done = list(pool.map(compute, parts))
+    else:
+        done = [compute(part) for part in parts]
+    merged = {
+        "lengths": [n for d in done for n in d["lengths"]],
+        "digests": [x for d in done for x in d["digests"]],
+        "signatures": np.concatenate([d["signatures"] for d in done])
+        if done
+        else np.zeros((0, cfg.dedup.num_perm), np.uint32),
+    }
+    keys = Keys.of_rows(rows, merged)
+    return keys, make_plan(keys, cfg)

@@ -13,7 +13,7 @@ symptoms, cheap before costly) and returns `(filter_name, reason)` of the first 
 | 5 | language_mixing | language_mixing | 1% of letters | letters (Unicode category L) in reasoning + content whose script is foreign to the prompt's main script. Greek and symbol-like letters (letterlike symbols such as the blackboard R, math alphanumerics, modifier letters) are neutral: math uses them everywhere. Han, kana and bopomofo count as one script (CJK) so Japanese is not "mixed". The prompt's main script is Latin unless >= 10% of its letters are of another script (then the most frequent one: Latin letters in a prompt are often formula variables); for a non-Latin prompt, Latin letters are tolerated too (variables, code, formulas), so an all-English trace to a Chinese prompt passes. Real English traces: 0.0%. 1% of a 10 KB trace is ~70 CJK characters, two or three sentences |
 | 6 | code_block | code_block | on | a line opening a ``` fence inside the reasoning when `domain != "code"` (R1 drops code blocks from non-code chains). Real math traces: none |
 | 7 | long_paragraph | long_paragraph | 3000 chars | blocks split on blank lines after removing display math (`$$..$$`, `\\[..\\]`, `\\begin{env}..\\end{env}`) and code fences, which are not prose. Counted in characters, not words, so that CJK (no spaces) is measured too. Real traces: max 1,421 (a run of equation lines), typical < 500; 3000 (~500 words) is twice the real maximum |
-| 8 | repetition | repetition | 0.20 of word 10-grams | share of word 10-gram occurrences that repeat an earlier one (words as in `dedup.word_hashes`). Real traces: 0.03-0.07 (re-checked formulas); a real trace that repeats its last quarter once more scores 0.23-0.25, three more times 0.45. Hashing in numpy: ~0.6 ms of CPU on 30 KB |
+| 8 | repetition | repetition | 0.20 of word 10-grams | share of word 10-gram occurrences that repeat an earlier one (words as in `distill.text.word_hashes`). Real traces: 0.03-0.07 (re-checked formulas); a real trace that repeats its last quarter once more scores 0.23-0.25, three more times 0.45. Hashing in numpy: ~0.6 ms of CPU on 30 KB |
 | 9 | boxed_conflict | boxed_conflict | on | more than one distinct `\\boxed{}` in content after normalisation (spaces, `\\left`/`\\right`, thin spaces, `\\dfrac`, `\\text{}`, `$`, trailing dot, case). Caveat: multi-part answers boxed separately are dropped; switch off for such sets |
 
 Every filter can be switched off (`<name>: false`); thresholds are fields of `ReadabilityConfig`.
@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from distill.config import StrictModel
-from distill.filter.dedup import ngram_hashes, paired_ngram_hashes, utf8, word_hashes
+from distill.text import ngram_hashes, paired_ngram_hashes, utf8, word_hashes
 from distill.trace import assistant_text
 
 Row = Mapping[str, Any]

@@ -1,4 +1,5 @@
-"""The filter's report: `report.json` (machine-readable) and `report.md` with PNG plots.
+"""The filter's report: its counts (`count_rows`, from the plan's keys alone), `report.json`
+(machine-readable) and `report.md` with PNG plots.
 
 Plots: the funnel per stage, completion-length histograms of kept vs dropped rows, and the
 distribution of per-prompt pass rates. matplotlib is optional (the `report` extra); without it the
@@ -8,16 +9,54 @@ report has tables only.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from distill.filter.config import FilterConfig
-from distill.filter.plan import Plan
-from distill.shards import atomic_write_text
+from distill.filter.plan import Keys, Plan
+from distill.filter.reasons import reason_group
+from distill.provenance import atomic_write_text
 
 STAGE_ORDER = ("decontaminate", "verify", "readability", "difficulty", "dedup", "select")
+
+
+def final_rejects(keys: Keys, plan: Plan) -> tuple[list[str | None], list[str | None]]:
+    """Every row's reject stage and reason after both passes (None, None: kept)."""
+    stages, reasons = list(keys.stage1), list(keys.reasons1)
+    decisions = plan.decisions
+    for i, rid in enumerate(keys.ids):
+        if stages[i] is None and rid in decisions:
+            stages[i], reasons[i] = decisions[rid]
+    return stages, reasons
+
+
+def count_rows(keys: Keys, plan: Plan, input_rejects: list[dict] | None = None) -> dict[str, Any]:
+    """The report's counts, from the small columns alone. `input_rejects`: the input rows that
+    were not usable traces (`rejects.jsonl`): counted in the `input` stage."""
+    stages, reasons = final_rejects(keys, plan)
+    input_rejects = input_rejects or []
+    counts: dict[str, Any] = {
+        "rows": len(keys.ids) + len(input_rejects),
+        "kept": 0,
+        "stages": Counter({"input": len(input_rejects)} if input_rejects else {}),
+        "reasons": Counter(f"input: {reason_group('input', r['reason'])}" for r in input_rejects),
+        "verdicts": Counter(v or "none" for v in keys.verdicts),
+        "kept_tokens": [],
+        "rejected_tokens": [],
+    }
+    # a row's tokens: completion_tokens, else characters / 4 - exactly its preference length
+    for stage, reason, tokens in zip(stages, reasons, keys.lengths, strict=True):
+        if stage is None:
+            counts["kept_tokens"].append(tokens)
+        else:
+            counts["stages"][stage] += 1
+            counts["reasons"][f"{stage}: {reason_group(stage, reason)}"] += 1
+            counts["rejected_tokens"].append(tokens)
+    counts["kept"] = len(counts["kept_tokens"])
+    return counts
 
 
 def _quantiles(values: list[int]) -> dict[str, float | None]:

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.errors import UserError
-from distill.filter.decontam import DecontamConfig, Decontaminator, Match, normalize_words, read_questions
+from distill.filter.decontam import DecontamConfig, Decontaminator, Match, read_questions
+from distill.text import normalize_words
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 GSM8K = DATA / "gsm8k_test.jsonl"

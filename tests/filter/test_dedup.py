@@ -1,15 +1,13 @@
-"""Exact and MinHash near-dedup on real traces with planted near duplicates."""
+"""Exact and MinHash near-dedup on real traces with planted near duplicates (the indexes; the
+survivor order and the reasons of the stage's dedup are tested on its plan: test_plan.py)."""
 
 from __future__ import annotations
 
 import multiprocessing
-import random
 import re
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 from pydantic import ValidationError
@@ -18,41 +16,18 @@ from distill.filter.dedup import (
     DedupConfig,
     ExactDedup,
     NearDedup,
-    dedup_rows,
     exact_digest,
     minhash_signature,
     minhash_signatures,
-    normalize_text,
     permutations,
-    preference_key,
-    shingle_hashes,
-    word_hashes,
 )
-
-TRACES = Path(__file__).resolve().parents[2] / "data" / "reasoning_traces_s1k_sample.parquet"
+from distill.text import normalize_text, shingle_hashes
+from tests.filter.helpers import edit_to, s1k_traces
 
 
 @pytest.fixture(scope="module")
 def traces() -> list[str]:
-    return [r["gemini_thinking_trajectory"] for r in pq.read_table(TRACES).to_pylist()]
-
-
-def jaccard(a: str, b: str) -> float:
-    sa, sb = set(shingle_hashes(a).tolist()), set(shingle_hashes(b).tolist())
-    return len(sa & sb) / len(sa | sb)
-
-
-def edit_to(text: str, target: float, seed: int) -> tuple[str, float]:
-    """`text` with random words replaced until its word 5-gram Jaccard with `text` is ~target."""
-    rng, toks = random.Random(seed), text.split(" ")
-    vocab = sorted({t for t in toks if t.isalpha()})
-    out, order, done = list(toks), rng.sample(range(len(toks)), len(toks)), 0
-    step = max(1, len(toks) // 400)
-    while jaccard(text, " ".join(out)) > target + 0.01:
-        for i in order[done : done + step]:
-            out[i] = rng.choice(vocab)
-        done += step
-    return " ".join(out), jaccard(text, " ".join(out))
+    return s1k_traces()
 
 
 def test_signature_is_datasketchs_affine32_minhash(traces):
@@ -62,12 +37,6 @@ def test_signature_is_datasketchs_affine32_minhash(traces):
     assert np.array_equal(reference.hashvalues, minhash_signature(traces[0]))
     assert np.array_equal(permutations(128, 1), MinHash(num_perm=128, seed=1).permutations)
     assert np.array_equal(permutations(64, 7), MinHash(num_perm=64, seed=7).permutations)
-
-
-def test_words_are_case_folded_and_split_on_punctuation():
-    assert np.array_equal(word_hashes("Let $f(x)=1$, so F(X)"), word_hashes("let f x 1 so f x"))
-    assert len(word_hashes("café naïve x_1 20!")) == 5
-    assert word_hashes("").size == 0 and shingle_hashes("...").size == 0
 
 
 def test_signatures_are_the_same_in_a_fresh_process(traces):
@@ -100,25 +69,6 @@ def test_distinct_and_related_traces_are_kept(traces):
         assert near.add(f"v{i}", variant) is None
 
 
-def test_survivor_is_the_first_in_preference_order(traces):
-    copy, _ = edit_to(traces[1], 0.9, 7)
-    rows = [
-        {"id": "a", "prompt_id": "p1", "reasoning": traces[1], "completion_tokens": 2900},
-        {"id": "b", "prompt_id": "p1", "reasoning": copy, "completion_tokens": 2800},
-        {"id": "c", "prompt_id": "p2", "reasoning": traces[2], "completion_tokens": 1400},
-        {"id": "d", "prompt_id": "p3", "reasoning": traces[1], "completion_tokens": 2800},
-    ]
-    for shuffled in (rows, rows[::-1], [rows[2], rows[0], rows[3], rows[1]]):
-        ordered = sorted(shuffled, key=preference_key)
-        assert [r["id"] for r in ordered] == ["c", "b", "d", "a"]
-        reasons = dict(zip([r["id"] for r in ordered], dedup_rows(ordered), strict=True))
-        assert reasons["c"] is None and reasons["b"] is None
-        assert reasons["d"].startswith("near_duplicate: reasoning ~ b (jaccard ~0.")
-        assert reasons["a"] == "exact_duplicate: reasoning equals d" or reasons["a"].startswith(
-            "near_duplicate"
-        )
-
-
 def test_exact_dedup_normalises_case_and_whitespace_not_punctuation(traces):
     exact = ExactDedup()
     assert exact.add("a", traces[0]) is None
@@ -135,62 +85,6 @@ def test_exact_normalisation_of_ascii_and_other_text():
         expected = re.sub(r"[ \t\n\r\x0b\x0c]+", " ", text.lower()).strip(" ")
         assert normalize_text(text) == expected, repr(text)
     assert exact_digest("ÉCOLE  X") == exact_digest("école x") != exact_digest("ecole x")
-
-
-def test_exact_and_near_dups_in_dedup_rows(traces):
-    rows = [{"id": f"r{i}", "prompt_id": f"p{i}", "reasoning": t} for i, t in enumerate(traces)]
-    rows += [
-        {"id": "dup", "prompt_id": "p9", "reasoning": traces[3].lower()},
-        {"id": "none", "prompt_id": "p9"},
-    ]
-    reasons = dedup_rows(rows)
-    assert reasons == [None] * 5 + ["exact_duplicate: reasoning equals r3", None]
-    assert dedup_rows(rows, DedupConfig(exact=False))[5].startswith(
-        "near_duplicate: reasoning ~ r3 (jaccard ~1.00)"
-    )
-    assert dedup_rows(rows, DedupConfig(exact=False, near=False)) == [None] * 7
-
-
-def test_scope_prompt_only_compares_samples_of_one_prompt(traces):
-    rows = [
-        {"id": "a", "prompt_id": "p1", "reasoning": traces[0]},
-        {"id": "b", "prompt_id": "p2", "reasoning": traces[0]},
-        {"id": "c", "prompt_id": "p1", "reasoning": edit_to(traces[0], 0.9, 1)[0]},
-    ]
-    assert dedup_rows(rows, DedupConfig(scope="prompt", exact=False))[1:] == [None, dedup_rows(rows)[2]]
-    assert dedup_rows(rows, DedupConfig(scope="prompt"))[2].startswith("near_duplicate: reasoning ~ a")
-
-
-def test_duplicate_prompts_lose_all_their_samples(traces):
-    problem = (
-        "Find the remainder when $9 \\times 99 \\times \\cdots$ is divided by $1000$. Show every step of it."
-    )
-    rows = [
-        {"id": "a", "prompt_id": "p1", "problem": problem, "reasoning": traces[0]},
-        {"id": "b", "prompt_id": "p2", "problem": problem + " ", "reasoning": traces[1]},
-        {"id": "c", "prompt_id": "p2", "problem": problem + " ", "reasoning": traces[2]},
-    ]
-    assert dedup_rows(rows) == [None, None, None]
-    assert (
-        dedup_rows(rows, DedupConfig(prompts=True))[1:]
-        == ["near_duplicate_prompt: problem of p2 duplicates p1"] * 2
-    )
-
-
-def test_worker_processes_give_the_same_reasons(traces):
-    rows = [{"id": f"r{i}", "prompt_id": "p", "reasoning": t} for i, t in enumerate(traces)]
-    rows += [
-        {"id": f"c{i}", "prompt_id": "q", "reasoning": edit_to(t, 0.85, i)[0]} for i, t in enumerate(traces)
-    ]
-    assert (
-        dedup_rows(rows, processes=2, chunk=3)
-        == dedup_rows(rows)
-        == [None] * 5
-        + [
-            f"near_duplicate: reasoning ~ r{i} (jaccard ~{(minhash_signature(rows[5 + i]['reasoning']) == minhash_signature(traces[i])).mean():.2f})"
-            for i in range(5)
-        ]
-    )
 
 
 def test_empty_texts_are_never_near_duplicates():

@@ -9,7 +9,6 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from distill.filter.dedup import ngram_hashes, word_hashes
 from distill.filter.readability import (
     FILTER_NAMES,
     FILTERS,
@@ -25,6 +24,7 @@ from distill.filter.readability import (
     script_letters,
     think_tags,
 )
+from distill.text import ngram_hashes, word_hashes
 
 TRACES = Path(__file__).resolve().parents[2] / "data" / "reasoning_traces_s1k_sample.parquet"
 # A real-style Chinese passage of the kind R1 slips into English chains.

@@ -1,4 +1,5 @@
-"""The compiled kernels compute exactly what the numpy code computes, on real traces and edge cases."""
+"""The compiled kernels (`distill/kernels.py`) compute exactly what the numpy code of their callers
+(`distill/text.py`, `distill/filter/dedup.py`) computes, on real traces and edge cases."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from distill.filter import dedup, kernels
+from distill import kernels
+from distill import text as dtext
+from distill.filter import dedup
+from tests.conftest import DATA
 
-ROOT = Path(__file__).resolve().parents[2]
-TRACES = ROOT / "data" / "reasoning_traces_s1k_sample.parquet"
+TRACES = DATA / "reasoning_traces_s1k_sample.parquet"
 EDGE_CASES = [
     "a",
     "A b",
@@ -52,7 +54,7 @@ def kernel_word_hashes(compiled, text: str) -> np.ndarray:
     raw = text.encode("utf-8")
     out = np.empty(len(raw) // 2 + 2, np.uint64)
     count = compiled["words"](
-        np.frombuffer(raw, np.uint8), dedup._WORD_CODES, dedup._pow_tables(len(raw) + 1)[0], out
+        np.frombuffer(raw, np.uint8), dtext._WORD_CODES, dtext._pow_tables(len(raw) + 1)[0], out
     )
     return out[:count]
 
@@ -60,7 +62,7 @@ def kernel_word_hashes(compiled, text: str) -> np.ndarray:
 def test_word_hashes_equal_numpys(compiled, texts):
     total = 0
     for text in texts:
-        expected = dedup._word_hashes_numpy(text.encode("utf-8")) if text else np.empty(0, np.uint64)
+        expected = dtext._word_hashes_numpy(text.encode("utf-8")) if text else np.empty(0, np.uint64)
         got = kernel_word_hashes(compiled, text)
         np.testing.assert_array_equal(got, expected, err_msg=repr(text[:80]))
         total += got.size
@@ -74,18 +76,18 @@ def test_word_hashes_equal_numpys(compiled, texts):
 @pytest.mark.parametrize("n", [1, 2, 5, 10, 13])
 def test_ngram_hashes_equal_numpys(compiled, texts, n):
     for text in texts[:40] + EDGE_CASES[:-1]:
-        words = dedup._word_hashes_numpy(text.encode("utf-8"))
+        words = dtext._word_hashes_numpy(text.encode("utf-8"))
         m = min(n, words.size)
         out = np.empty(words.size - m + 1, np.uint64)
-        compiled["ngrams"](words, m, dedup._NGRAM_MULT, out)
-        np.testing.assert_array_equal(out, dedup._ngram_hashes_numpy(words, m))
+        compiled["ngrams"](words, m, dtext.NGRAM_MULT, out)
+        np.testing.assert_array_equal(out, dtext._ngram_hashes_numpy(words, m))
 
 
 def test_minhash_minima_equal_numpys(compiled, texts):
     a, b = dedup.permutations(128, 1)
     many = " ".join(f"w{i}" for i in range(20_000))  # more shingles than one numpy block (8,192)
     for text in [*texts[:60], many]:
-        hashes = dedup.shingle_hashes(text)
+        hashes = dtext.shingle_hashes(text)
         mixed = dedup._fmix32(hashes.astype(np.uint32))
         got = np.full(128, 0xFFFFFFFF, np.uint32)
         expected = got.copy()
@@ -101,10 +103,10 @@ def test_exact_dedup_normalisation_equals_pythons(compiled, texts, monkeypatch):
     """The squeeze kernel normalises exactly like the numpy code and like the documented rule
     (lower case, runs of ASCII whitespace -> one space, ends stripped), so digests are the same."""
     cases = [*texts, *SPACES]
-    got = [dedup._normalized_bytes(t) for t in cases]
-    assert compiled["squeeze"] is not None and dedup.squeeze_kernel() is compiled["squeeze"]
-    monkeypatch.setattr(dedup, "squeeze_kernel", lambda: None)
-    assert got == [dedup._normalized_bytes(t) for t in cases]
+    got = [dtext.normalized_bytes(t) for t in cases]
+    assert compiled["squeeze"] is not None and dtext.squeeze_kernel() is compiled["squeeze"]
+    monkeypatch.setattr(dtext, "squeeze_kernel", lambda: None)
+    assert got == [dtext.normalized_bytes(t) for t in cases]
     ws = " \t\n\r\x0b\x0c"
     for text, value in zip(cases, got, strict=True):
         parts = text.lower()
@@ -117,7 +119,7 @@ def test_exact_dedup_normalisation_equals_pythons(compiled, texts, monkeypatch):
 def test_filter_features_use_the_kernels_and_numba_can_be_turned_off(texts):
     """With DISTILL_NUMBA=0 the numpy code runs (no kernel), and the signatures are the same."""
     script = (
-        "import json, sys; from distill.filter import dedup, kernels;"
+        "import json, sys; from distill import kernels; from distill.filter import dedup;"
         "texts = json.load(sys.stdin);"
         "print(json.dumps([kernels.minhash_kernel() is None,"
         " [dedup.minhash_signature(t).tolist() for t in texts],"
@@ -152,7 +154,7 @@ def test_a_kernel_that_fails_to_compile_turns_them_off(monkeypatch, texts):
     monkeypatch.setattr(
         kernels, "_compiled", lambda: dict.fromkeys(("minhash", "word_hashes", "ngrams", "squeeze"), broken)
     )
-    monkeypatch.setattr(dedup, "_last_words", (None, np.empty(0, np.uint64)))  # no remembered result
+    monkeypatch.setattr(dtext, "_last_words", (None, np.empty(0, np.uint64)))  # no remembered result
     assert kernels.warm() is False
     assert (
         kernels.minhash_kernel() is None

@@ -1,7 +1,8 @@
-"""Compiled inner loops of the filter's per-row features (numba: a dependency of distill, which
-vLLM brings too). Each kernel computes exactly what the numpy function beside its caller in
-`dedup.py` computes (`tests/filter/test_kernels.py` compares them on real traces); numpy runs
-where numba cannot be imported, or with `DISTILL_NUMBA=0` (to compare the two).
+"""Compiled inner loops of the text hashing (`distill/text.py`: word hashes, word n-grams, the
+exact-dedup normalisation) and of MinHash (`distill/filter/dedup.py`), with numba: a dependency of
+distill, which vLLM brings too. Each kernel computes exactly what the numpy function beside its
+caller computes (`tests/test_kernels.py` compares them on real traces); numpy runs where numba
+cannot be imported, or with `DISTILL_NUMBA=0` (to compare the two).
 
 Why: MinHash in numpy applies the 128 permutations in three passes over a block of
 permutations x shingles in memory; compiled, each permutation's minimum stays in a register
@@ -173,7 +174,7 @@ def warm() -> bool:
     kernels = _kernels()
     if kernels is None:
         return False
-    # tiny arguments of the types the callers in `dedup.py` pass (else numba compiles again)
+    # tiny arguments of the types the callers in `text.py` and `dedup.py` pass (else numba compiles again)
     u32, u64 = np.ones(4, np.uint32), np.ones(8, np.uint64)
     try:
         kernels["minhash"](u32, u32, u32, np.empty(4, np.uint32))
