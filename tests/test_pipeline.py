@@ -11,7 +11,7 @@ import pytest
 
 from distill.schema import TRACE_SCHEMA, to_table
 from tests.conftest import DISTILL
-from tests.filter.test_filter_run import real_reasoning, trace
+from tests.filter.helpers import real_reasoning, trace
 
 
 @pytest.fixture

@@ -12,52 +12,7 @@ from distill.config import ConfigError, load_stage_config
 from distill.errors import UserError
 from distill.filter.run import run_filter
 from distill.schema import TRACE_SCHEMA, to_table
-from tests.conftest import DATA
-
-GOLD = {"p1": "18", "p2": "3", "p3": "70000", "p4": "540"}
-
-
-def real_reasoning() -> list[str]:
-    """Ten distinct real chains of thought: the halves of the five s1K traces."""
-    texts = (
-        pq.read_table(DATA / "reasoning_traces_s1k_sample.parquet")
-        .column("gemini_thinking_trajectory")
-        .to_pylist()
-    )
-    out = []
-    for t in texts:
-        paras = t.split("\n\n")
-        out += ["\n\n".join(paras[: len(paras) // 2]), "\n\n".join(paras[len(paras) // 2 :])]
-    return out
-
-
-def gsm8k(n: int) -> list[dict]:
-    with open(DATA / "gsm8k_test.jsonl") as fh:
-        return [json.loads(next(fh)) for _ in range(n)]
-
-
-def trace(rid, pid, k, reasoning, content, finish="stop", tokens=400, domain="math", problem=None):
-    problem = problem or f"Problem {pid}"
-    completion = f"{reasoning}\n</think>\n\n{content}" if content is not None else reasoning
-    return {
-        "id": rid,
-        "prompt_id": pid,
-        "sample_index": k,
-        "problem": problem,
-        "answer": GOLD.get(pid),
-        "tests": None,
-        "domain": domain,
-        "source": "test",
-        "prompt": problem + "\nPlease reason step by step.",
-        "reasoning": reasoning,
-        "content": content,
-        "completion": completion,
-        "finish_reason": finish,
-        "prompt_tokens": 30,
-        "completion_tokens": tokens,
-        "teacher": "t",
-        "sampling": "{}",
-    }
+from tests.filter.helpers import gsm8k, real_reasoning, trace
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from distill.config import load_stage_config
 from distill.filter.run import run_filter
 from tests.conftest import DATA
-from tests.filter.test_filter_run import real_reasoning, trace
+from tests.filter.helpers import real_reasoning, trace
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 
 from distill.schema import TRACE_SCHEMA, to_table
 from tests.conftest import DISTILL
-from tests.filter.test_filter_run import gsm8k, real_reasoning, trace
+from tests.filter.helpers import gsm8k, real_reasoning, trace
 
 pytestmark = pytest.mark.slow
 
