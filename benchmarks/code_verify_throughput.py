@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from distill.provenance import git_commit, utc_now
 from distill.verify.code import CodeVerifier, CodeVerifyConfig
 from distill.verify.sandbox import ENV, Limits, command, find_bwrap, run_python
 
@@ -56,16 +57,6 @@ def profile(n: int) -> dict[str, float]:
     os.close(read)
     os.close(write)
     return result
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def throughput(workers: int, n: int) -> dict:
@@ -122,7 +113,7 @@ def main() -> None:
         "kernel": platform.release(),
         "as_root": os.geteuid() == 0,
         "git_commit": git_commit(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "when": utc_now(),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DISTILL_NO_PROGRESS", "1")
 
+from distill.provenance import utc_now  # noqa: E402 (after the path set-up)
+
 
 def corpus_text() -> str:
     """Real text from the bundled data sets, concatenated."""
@@ -258,7 +260,7 @@ def main() -> None:
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
         "cpu_count": os.cpu_count(),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "created_at": utc_now(),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

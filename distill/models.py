@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from distill.errors import UserError
+from distill.provenance import sha256_file
 
 BUILTIN_NAME = "smollm2-135m"
 BUILTIN_ALIASES = {BUILTIN_NAME, "builtin", "smollm2-135m-instruct"}
@@ -98,8 +99,6 @@ def prepare_builtin(gguf: Path | None = None, force: bool = False, log=print) ->
     tokenizer.save_pretrained(tmp)
     if model.generation_config is not None:
         model.generation_config.save_pretrained(tmp)
-    from distill.shards import sha256_file  # pyarrow: imported only when a model is prepared
-
     (tmp / "DISTILL_SOURCE.json").write_text(
         json.dumps({"source": BUILTIN_SOURCE, "gguf": gguf.name, "gguf_sha256": sha256_file(gguf)}, indent=2)
     )

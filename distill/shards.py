@@ -39,6 +39,45 @@ def shard_name(index: int, total: int, split: str = "train") -> str:
     return f"{DATA_DIR}/{split}-{index:05d}-of-{total:05d}.parquet"
 
 
+def data_files(
+    path: str | Path,
+    suffixes: tuple[str, ...] = (".parquet",),
+    *,
+    what: str = "input",
+    allow_empty: bool = False,
+    complete: bool = False,
+) -> list[Path]:
+    """The data files at `path`, sorted by name. The one place that knows the output layout:
+
+        a file                  -> the file itself (whatever its name)
+        a stage's output folder -> its shards, `data/*` (generate, mix, a filter's `sft/`, ...)
+        a filter's output folder -> its kept rows, `sft/data/*`
+        any other folder        -> the files in it
+
+    In a folder, only files whose names end with one of `suffixes` count. A missing path, or a
+    folder with no such file (unless `allow_empty`), is a UserError; `what` names the path in it.
+    With `complete`, a stage folder whose workers have not finished (worker manifests, no
+    manifest.json) is refused too.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"{what} not found: {path}")
+    if path.is_file():
+        return [path]
+    if complete and (path / WORKER_DIR).is_dir() and not (path / MANIFEST).exists():
+        raise UserError(f"{path}: this output folder is not complete (no {MANIFEST}): finish its stage first")
+    folder = path
+    for inner in (path / DATA_DIR, path / "sft" / DATA_DIR):
+        if inner.is_dir():
+            folder = inner
+            break
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(suffixes) and p.is_file())
+    if not files and not allow_empty:
+        listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise UserError(f"{folder}: no {listed} files in this folder")
+    return files
+
+
 def shard_ok(path: Path, record: dict[str, Any]) -> bool:
     """The file exists, has the recorded size, and its footer reads back with the recorded rows."""
     try:

@@ -84,3 +84,49 @@ def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(UserError, match=r"cannot create the output folder .*taken"):
         ShardStore(tmp_path / "taken" / "work", {"stage": "t"}, 1).open()
+
+
+def test_data_files_knows_the_output_layout(tmp_path):
+    from distill.shards import data_files
+
+    stage = tmp_path / "generate"
+    (stage / "data").mkdir(parents=True)
+    for name in ("train-00001-of-00002.parquet", "train-00000-of-00002.parquet", ".x.parquet.tmp-1"):
+        (stage / "data" / name).write_bytes(b"")
+    assert [p.name for p in data_files(stage)] == [
+        "train-00000-of-00002.parquet",
+        "train-00001-of-00002.parquet",
+    ]
+    filtered = tmp_path / "filter"
+    (filtered / "sft" / "data").mkdir(parents=True)
+    (filtered / "sft" / "data" / "train-00000-of-00001.parquet").write_bytes(b"")
+    assert (
+        data_files(filtered)
+        == data_files(filtered / "sft")
+        == [filtered / "sft" / "data" / "train-00000-of-00001.parquet"]
+    )
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "b.jsonl").write_text("{}\n")
+    (plain / "a.parquet").write_bytes(b"")
+    (plain / "notes.txt").write_text("")
+    assert [p.name for p in data_files(plain, (".parquet", ".jsonl"))] == ["a.parquet", "b.jsonl"]
+    assert data_files(plain / "notes.txt") == [plain / "notes.txt"]  # a file is itself
+
+
+def test_data_files_errors_name_what_is_missing(tmp_path):
+    from distill.shards import data_files
+
+    with pytest.raises(UserError, match="training data not found"):
+        data_files(tmp_path / "nope", what="training data")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no \.parquet or \.jsonl files in this folder"):
+        data_files(tmp_path / "empty", (".parquet", ".jsonl"))
+    assert data_files(tmp_path / "empty", allow_empty=True) == []
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "manifests").mkdir(parents=True)
+    (unfinished / "data").mkdir()
+    (unfinished / "data" / "train-00000-of-00002.parquet").write_bytes(b"")
+    assert len(data_files(unfinished)) == 1
+    with pytest.raises(UserError, match="not complete"):
+        data_files(unfinished, complete=True)

@@ -242,7 +242,7 @@ def _jsonl(problems: list[ArithmeticProblem]) -> str:
 def write_arithmetic(out: Path, n: int, seed: int, heldout: int = 0) -> dict:
     """Write `out/train.jsonl`, `out/heldout.jsonl` and `out/README.md` (how they were made);
     returns what the README says as a dict. The same arguments write the same bytes."""
-    from distill.shards import atomic_write_text
+    from distill.provenance import atomic_write_text
 
     train, held = make_problems(n, seed, heldout)
     out = Path(out)

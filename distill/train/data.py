@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import UserError
+from distill.provenance import sha256_file
+from distill.shards import data_files as shard_files
 from distill.train.template import TemplateMismatch, assistant_spans, tokenize_with_spans
 
 ROLES = ("system", "user", "assistant")
@@ -54,19 +56,11 @@ class Conversations:
 
 
 def data_files(path: str | Path) -> list[Path]:
+    """The training files at `path`: a file, a folder of them, or a distill output folder (sft/, mix/)."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise UserError(f"training data not found: {path}")
-    if path.is_file():
-        if not path.name.endswith(DATA_SUFFIXES):
-            raise UserError(f"{path}: expected a .parquet, .jsonl or .jsonl.gz file")
-        return [path]
-    if (path / "data").is_dir():  # a distill output folder (sft/, mix/): shards live in data/
-        path = path / "data"
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
-    if not files:
-        raise UserError(f"{path}: no .parquet, .jsonl or .jsonl.gz files in this folder")
-    return files
+    if path.is_file() and not path.name.endswith(DATA_SUFFIXES):
+        raise UserError(f"{path}: expected a .parquet, .jsonl or .jsonl.gz file")
+    return shard_files(path, DATA_SUFFIXES, what="training data")
 
 
 def normalize_messages(value: Any) -> list[dict[str, str]] | None:
@@ -96,7 +90,7 @@ def read_conversations(path: str | Path) -> Conversations:
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.name.encode())
-        digest.update(_sha256(f).encode())
+        digest.update(sha256_file(f).encode())
         rows = _read_parquet(f) if f.name.endswith(".parquet") else _read_jsonl(f, conv)
         for index, value in rows:
             conv.rows_read += 1
@@ -111,7 +105,7 @@ def read_conversations(path: str | Path) -> Conversations:
                 conv.origins.append(origin)
     manifest = Path(path) / "manifest.json"
     if manifest.is_file():
-        conv.manifest_sha256 = _sha256(manifest)
+        conv.manifest_sha256 = sha256_file(manifest)
         digest.update(conv.manifest_sha256.encode())
     conv.fingerprint = digest.hexdigest()[:16]
     return conv
@@ -217,11 +211,3 @@ def _read_jsonl(path: Path, conv: Conversations):
         raise UserError(f"{path}: cannot read ({exc})") from None
     if lines and not seen_messages:
         raise UserError(f"{path}: no row has a `messages` field")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

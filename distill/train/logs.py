@@ -1,17 +1,18 @@
-"""What a training run leaves behind besides weights: the JSONL log and the manifest's provenance."""
+"""What a training run leaves behind besides weights: the JSONL log, the progress row, and its
+JSON files (the manifest's provenance comes from distill.provenance)."""
 
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.provenance import atomic_write_text
+
+# the packages a training manifest records (None: not installed)
 PACKAGES = (
     "distill",
     "torch",
@@ -108,41 +109,8 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git_commit() -> str | None:
-    """The commit of the distill checkout this code runs from (with -dirty when modified), if any."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "") if commit else None
-
-
 def write_json(path: Path, data: Any) -> None:
+    """A run's JSON file (run.json, manifest.json), written atomically; its folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")

@@ -232,10 +232,9 @@ def _tokenize_cached(
 
 
 def _manifest(p: Prepared, trainer: Any, result: Any, written: dict, save_dtype: str, seconds: float) -> dict:
-    from datetime import UTC, datetime
-
     from distill.models import model_revision
-    from distill.train.logs import git_commit, versions
+    from distill.provenance import git_commit, package_versions, utc_now
+    from distill.train.logs import PACKAGES
 
     history = trainer.state.log_history
     tokens = max((h.get("num_tokens", 0) for h in history), default=0)
@@ -243,9 +242,9 @@ def _manifest(p: Prepared, trainer: Any, result: Any, written: dict, save_dtype:
     last = get_last_checkpoint_name(p.out)
     return {
         "stage": "train",
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
-        "versions": versions(),
+        "created_at": utc_now(),
+        "git_commit": git_commit(dirty=True),
+        "versions": package_versions(PACKAGES, base=(), keep_missing=True),
         "config": p.config.model_dump(mode="json"),
         "student": {
             "model": p.config.model,
