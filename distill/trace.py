@@ -49,5 +49,10 @@ def split_reasoning(text: str, think_opened: bool) -> Split:
 
 
 def assistant_text(reasoning: str | None, content: str | None) -> str:
-    """The assistant turn an SFT row trains on."""
-    return f"{THINK_OPEN}\n{reasoning or ''}\n{THINK_CLOSE}\n\n{content or ''}"
+    """The assistant turn an SFT row trains on: `<think>\\n{reasoning}\\n</think>\\n\\n{content}`,
+    or the content alone for a trace without reasoning (`reasoning` None: a model answering
+    without a chain of thought, R1's non-reasoning samples); an empty `<think>` block would teach
+    the student to open and close one before every answer."""
+    if reasoning is None:
+        return content or ""
+    return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content or ''}"

@@ -49,13 +49,12 @@ def _messages(table: pa.Table) -> pa.ChunkedArray:
         n = batch.num_rows
         if n == 0:
             continue
-        assistant = pc.binary_join_element_wise(
-            f"{THINK_OPEN}\n",
-            pc.fill_null(batch.column("reasoning"), ""),
-            f"\n{THINK_CLOSE}\n\n",
-            pc.fill_null(batch.column("content"), ""),
-            "",
+        reasoning, content = batch.column("reasoning"), pc.fill_null(batch.column("content"), "")
+        assistant = pc.binary_join_element_wise(  # `assistant_text`, column-wise
+            f"{THINK_OPEN}\n", pc.fill_null(reasoning, ""), f"\n{THINK_CLOSE}\n\n", content, ""
         )
+        if reasoning.null_count:
+            assistant = pc.if_else(pc.is_null(reasoning), content, assistant)
         order = np.empty(2 * n, dtype=np.int64)  # prompt 0, answer 0, prompt 1, answer 1, ...
         order[0::2], order[1::2] = np.arange(n), np.arange(n, 2 * n)
         contents = pa.concat_arrays([batch.column("prompt"), assistant]).take(pa.array(order))

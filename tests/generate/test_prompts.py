@@ -62,3 +62,4 @@ def test_ends_with_think_and_assistant_text():
     assert ends_with_think("<|im_start|>assistant\n<think>\n")
     assert not ends_with_think("<|im_start|>assistant\n")
     assert assistant_text("r", "c") == "<think>\nr\n</think>\n\nc"
+    assert assistant_text(None, "c") == "c"  # no reasoning: the answer alone
