@@ -164,6 +164,22 @@ def gold_text(gold: str | None) -> str:
     return f"\\boxed{{{gold}}}"
 
 
+_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def vote_answer(content: str | None, reasoning: str | None, answer_format: str = "boxed") -> str | None:
+    """The answer a majority vote counts (eval's cons@k), normalised: `extract_final_answer`'s, and
+    under the lenient policy, when it finds none, the last number of the final answer (what
+    math-verify's default extraction falls back to). None when there is nothing to count."""
+    answer = extract_final_answer(content, reasoning)
+    if answer is None and answer_format == "lenient" and content:
+        numbers = _LAST_NUMBER.findall(content[-CONTENT_TAIL_CHARS:])
+        answer = numbers[-1].rstrip(",") if numbers else None
+    if answer is None:
+        return None
+    return number_key(answer) or " ".join(answer.replace("$", "").split())
+
+
 # --- cheap equality (a PASS short-cut only) --------------------------------------------------
 
 _NUMBER = re.compile(r"(-?)(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")

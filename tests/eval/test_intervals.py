@@ -200,7 +200,11 @@ def test_score_benchmark_stores_the_interval_and_sample_count(tmp_path):
     (tmp_path / "data").mkdir()
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "data" / "train-00000-of-00001.parquet")
 
+    from distill.verify.config import VerifyConfig
+
     class Verdicts:  # stands in for the math verifier: the row says whether it passes
+        cfg = VerifyConfig()
+
         def verify(self, rows):
             from types import SimpleNamespace
 

@@ -54,3 +54,15 @@ def test_eval_and_filter_agree(tmp_path) -> None:
         "pass", "fail", "pass", "pass", "pass", "fail", "error", "pass"
     ]  # fmt: skip
     assert by_eval["p5"] == ("fail", "no boxed answer")
+
+
+def test_majority_vote_reads_answers_as_the_policy_does() -> None:
+    """cons@k counts the answers the verifier reads: under the lenient policy an unboxed reply's
+    last number, under the boxed one only boxed (or explicitly marked) answers."""
+    from distill.verify.answers import vote_answer
+
+    assert vote_answer("Anna buys 11 * 3 = 33 cards.", None, "lenient") == "33"
+    assert vote_answer("Anna buys 11 * 3 = 33 cards.", None, "boxed") is None
+    assert vote_answer("It costs 1,000 dollars, so", None, "lenient") == "1000"
+    assert vote_answer("So \\boxed{\\frac{1}{2}} and 7", None, "lenient") == "\\frac{1}{2}"
+    assert vote_answer("no numbers here", None, "lenient") is None
