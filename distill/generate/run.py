@@ -18,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.engines.base import Engine, Request, Result, SamplingParams, make_engine
+from distill.engines.base import Engine, Request, Result, SamplingParams
+from distill.engines.factory import make_engine
 from distill.errors import UserError
 from distill.generate.config import GenerateConfig
 from distill.generate.prompts import chat_messages, user_prompt
 from distill.inputs import PromptSet, Reject, read_prompts
+from distill.provenance import atomic_write_text, package_versions
 from distill.schema import TRACE_SCHEMA, sample_id_for, stable_hash, to_table
-from distill.shards import ShardStore, atomic_write_text, merge_manifests, package_versions
+from distill.shards import ShardStore, merge_manifests
 from distill.trace import split_reasoning
 
 REJECTS = "rejects.jsonl"

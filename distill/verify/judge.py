@@ -20,8 +20,9 @@ from threading import Lock
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.engines.base import Engine, Request, Sample, SamplingParams, make_engine
+from distill.engines.base import Engine, Request, Sample, SamplingParams
 from distill.engines.config import EngineConfig
+from distill.engines.factory import make_engine
 from distill.trace import split_reasoning
 from distill.verify.verdict import Verdict
 
