@@ -37,11 +37,11 @@ def main() -> None:
 
     from vllm import SamplingParams as VSP
 
-    from distill.config import load_stage_config
-    from distill.engines.base import make_engine
+    from distill.engines.factory import make_engine
     from distill.generate.prompts import chat_messages, user_prompt
     from distill.generate.run import run_generate
     from distill.inputs import read_prompts
+    from distill.stages import load_stage_config
     from distill.trace import THINK_OPEN
 
     cfg = load_stage_config(

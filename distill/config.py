@@ -2,14 +2,16 @@
 
 A recipe has one section per stage (`generate`, `filter`, `train`, ...). Each section is the
 config model of that stage, defined beside the stage (`distill/<stage>/config.py`); this module
-only loads, merges and validates. Unknown keys are errors that name the key.
+only loads, merges and validates, and knows no stage: the stages are registered from above, in
+`distill/stages.py`, which hands the section names and models in. Unknown keys are errors that
+name the key.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -27,23 +29,11 @@ class ConfigError(UserError):
     """A recipe or flag that does not validate; the message is meant for the user as is."""
 
 
-# stage name in a recipe -> "module:Class" of its config model (imported lazily).
-STAGES: dict[str, str] = {
-    "generate": "distill.generate.config:GenerateConfig",
-    "filter": "distill.filter.config:FilterConfig",
-    "mix": "distill.filter.mix:MixConfig",
-    "eval": "distill.eval.config:EvalConfig",
-    "train": "distill.train.config:TrainConfig",
-    "run": "distill.pipeline:RunConfig",
-}
+M = TypeVar("M", bound=BaseModel)
 
 
-def stage_model(stage: str) -> type[BaseModel]:
-    module, _, name = STAGES[stage].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def read_recipe(path: str | Path) -> dict[str, Any]:
+def read_recipe(path: str | Path, sections: Iterable[str] | None = None) -> dict[str, Any]:
+    """A recipe's sections; with `sections`, any other section (but `name`, `description`) is an error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
@@ -53,9 +43,11 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping of stage sections")
-    unknown = [k for k in data if k not in STAGES and k not in ("name", "description")]
-    if unknown:
-        raise ConfigError(f"{path}: unknown recipe section {unknown[0]!r} (known: {', '.join(STAGES)})")
+    if sections is not None:
+        known = list(sections)
+        unknown = [k for k in data if k not in known and k not in ("name", "description")]
+        if unknown:
+            raise ConfigError(f"{path}: unknown recipe section {unknown[0]!r} (known: {', '.join(known)})")
     return data
 
 
@@ -78,14 +70,19 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
     return "\n".join(lines)
 
 
-def load_stage_config(
-    stage: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> Any:
-    """The validated config of `stage`: model defaults < recipe section < flags (dotted keys)."""
+def load_section(
+    model: type[M],
+    stage: str,
+    recipe: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    sections: Iterable[str] | None = None,
+) -> M:
+    """The recipe section `stage` validated as `model`: model defaults < recipe section < flags
+    (dotted keys). `sections`: every section a recipe may have (see `read_recipe`)."""
     data: dict[str, Any] = {}
     where = f"{stage} config"
     if recipe is not None:
-        section = read_recipe(recipe).get(stage) or {}
+        section = read_recipe(recipe, sections).get(stage) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"{recipe}: section {stage!r} must be a mapping")
         data = section
@@ -94,16 +91,16 @@ def load_stage_config(
         if value is not None:
             set_dotted(data, key, value)
     try:
-        return stage_model(stage).model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where)) from None
 
 
-def validate_recipe(path: str | Path) -> dict[str, Any]:
-    """Validate every section of a recipe; returns the validated configs by stage."""
-    data = read_recipe(path)
-    out = {}
-    for stage in STAGES:
-        if stage in data:
-            out[stage] = load_stage_config(stage, path)
-    return out
+def load_stage_config(
+    stage: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Any:
+    """Transitional: `distill.stages.load_stage_config`, for distill/filter until it imports that
+    (then remove this function and its `ignore_imports` line in pyproject.toml)."""
+    from distill.stages import load_stage_config as load
+
+    return load(stage, recipe, overrides)

@@ -24,32 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
 
-from distill.config import StrictModel, load_stage_config, read_recipe
 from distill.errors import UserError
 from distill.logs import ENV_FILE, ENV_IN_RUN
 from distill.progress import duration
-from distill.shards import atomic_write_text, sha256_file
+from distill.provenance import atomic_write_text, sha256_file, utc_now
+from distill.stages import RunConfig, load_stage_config, read_recipe
 
 ORDER = ("generate", "filter", "mix", "train", "eval")
 STATE = "run.json"
 LOGS = "logs"
-
-
-class RunConfig(StrictModel):
-    output: str | None = Field(None, description="The run folder (default: runs/<recipe name>).")
-    stages: list[str] | None = Field(
-        None, description="Stages to run, in order (default: every section present)."
-    )
-    baseline: str | None = Field(
-        None, description="Also evaluate this model (e.g. the student before training) and compare."
-    )
-    train_launcher: str | None = Field(
-        None,
-        description="Command that launches the train stage on many GPUs, e.g. 'accelerate launch "
-        "--config_file recipes/accelerate/zero3.yaml' (it gets `-m distill.cli train-student ...`).",
-    )
 
 
 def _stage_outputs(run: Path) -> dict[str, Path]:
@@ -160,7 +144,7 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
         key = stage.split("-")[0]
         atomic_write_text(resolved, yaml.safe_dump({key: section}, sort_keys=False))
         load_stage_config(key, resolved)  # validate before starting anything
-        state["stages"][stage] = {"fingerprint": fp, "complete": False, "started_at": _now()}
+        state["stages"][stage] = {"fingerprint": fp, "complete": False, "started_at": utc_now()}
         atomic_write_text(state_path, json.dumps(state, indent=1))
         log(f"[{stage}] distill {' '.join(argv)}")
         started = time.monotonic()
@@ -182,7 +166,7 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
                 + (f". Its log: {stage_log}" if stage_log.is_file() else "")
             )
         state["stages"][stage].update(
-            complete=True, finished_at=_now(), seconds=round(time.monotonic() - started, 1)
+            complete=True, finished_at=utc_now(), seconds=round(time.monotonic() - started, 1)
         )
         atomic_write_text(state_path, json.dumps(state, indent=1))
         done.append((stage, "ran"))
@@ -287,7 +271,3 @@ def run_summary(run: Path, done: list[tuple[str, str]], state: dict, seconds: fl
     logs = run / LOGS
     lines.append(f"run folder: {run}" + (f"   logs: {logs}" if logs.is_dir() else ""))
     return [line.rstrip() for line in lines]
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

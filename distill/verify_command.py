@@ -45,8 +45,8 @@ def verify_command(
 ) -> None:
     """Why a verdict: the verdict, its reason, what was extracted and what each side parsed to
     (or, with TRACES -o DIR, the filter's verify stage alone)."""
-    from distill.config import load_stage_config
     from distill.errors import UserError
+    from distill.stages import load_stage_config
 
     overrides = {"verify.math.answer_format": answer_format}
     stage = load_stage_config("filter", recipe, overrides)
@@ -112,7 +112,8 @@ def _verify_traces(traces: str, output: Path, stage) -> None:
     import pyarrow.parquet as pq
 
     from distill.filter.traces import list_trace_files, read_trace_file
-    from distill.shards import atomic_write_text, shard_name
+    from distill.provenance import atomic_write_text
+    from distill.shards import shard_name
     from distill.verify.dispatch import Verifiers
 
     files = list_trace_files(traces)

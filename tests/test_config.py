@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.config import ConfigError, load_stage_config, validate_recipe
+from distill.config import ConfigError
+from distill.stages import load_stage_config, validate_recipe
 from tests.conftest import REPO
 
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))

@@ -56,10 +56,10 @@ def eval_command(
         console.print(comparison_table(a, b, str(compare[0]), str(compare[1])))
         console.print(paired_table(a, b))
         return
-    from distill.config import load_stage_config
     from distill.errors import UserError
     from distill.eval.run import run_eval
     from distill.progress import stage_progress
+    from distill.stages import load_stage_config
 
     overrides = {
         "model.model": model,

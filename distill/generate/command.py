@@ -49,9 +49,9 @@ def generate_command(
     from distill.logs import log_note, result, set_verbose, stage_output
 
     set_verbose(verbose)
-    from distill.config import load_stage_config
     from distill.generate.run import REJECTS, run_generate
     from distill.progress import stage_progress
+    from distill.stages import load_stage_config
 
     cfg = load_stage_config(
         "generate",

@@ -91,6 +91,6 @@ def train_student_command(
 
 def load_train_config(recipe: Path | None, overrides: dict[str, Any]) -> Any:
     """The recipe's `train` section with the flags on top (flags left unset keep the recipe's values)."""
-    from distill.config import load_stage_config
+    from distill.stages import load_stage_config
 
     return load_stage_config("train", recipe, overrides)

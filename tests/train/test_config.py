@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from distill.config import ConfigError, load_stage_config
+from distill.config import ConfigError
+from distill.stages import load_stage_config
 from distill.train.config import PRESETS, LoraSettings, TrainConfig
 
 
