@@ -38,9 +38,9 @@ def main() -> None:
     from vllm import SamplingParams as VSP
 
     from distill.engines.factory import make_engine
-    from distill.generate.prompts import chat_messages, user_prompt
     from distill.generate.run import run_generate
     from distill.inputs import read_prompts
+    from distill.prompts import chat_messages, user_prompt
     from distill.stages import load_stage_config
     from distill.trace import THINK_OPEN
 

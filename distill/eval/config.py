@@ -9,8 +9,9 @@ from pydantic import Field
 
 from distill.config import StrictModel
 from distill.engines.config import EngineConfig
-from distill.generate.config import PromptConfig, SamplingConfig
+from distill.generate.config import SamplingConfig
 from distill.inputs import ColumnMap
+from distill.prompts import PromptConfig
 from distill.verify.config import VerifyConfig
 
 

@@ -1,16 +1,5 @@
-"""What the teacher sees: the user turn per domain and the chat messages."""
+"""Transitional: the prompt format moved to the ground floor, `distill/prompts.py`. distill/filter
+still imports `user_prompt` from here; remove this module once it imports `distill.prompts`."""
 
-from __future__ import annotations
-
-from distill.generate.config import PromptConfig
-
-
-def user_prompt(problem: str, domain: str, cfg: PromptConfig) -> str:
-    return cfg.templates[domain].replace("{problem}", problem)
-
-
-def chat_messages(prompt: str, cfg: PromptConfig) -> list[dict[str, str]]:
-    messages = [{"role": "user", "content": prompt}]
-    if cfg.system_prompt:
-        messages.insert(0, {"role": "system", "content": cfg.system_prompt})
-    return messages
+from distill.prompts import chat_messages as chat_messages
+from distill.prompts import user_prompt as user_prompt

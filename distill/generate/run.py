@@ -22,8 +22,8 @@ from distill.engines.base import Engine, Request, Result, SamplingParams
 from distill.engines.factory import make_engine
 from distill.errors import UserError
 from distill.generate.config import GenerateConfig
-from distill.generate.prompts import chat_messages, user_prompt
 from distill.inputs import PromptSet, Reject, read_prompts
+from distill.prompts import chat_messages, user_prompt
 from distill.provenance import atomic_write_text, package_versions
 from distill.schema import TRACE_SCHEMA, sample_id_for, stable_hash, to_table
 from distill.shards import ShardStore, merge_manifests
