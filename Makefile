@@ -1,6 +1,6 @@
 # distill: set-up, quickstart and tests. Two commands do everything on a fresh machine:
 #   make quickstart   # set up, then run the pipeline on the CPU with the built-in model
-#   make test         # set up, then run the whole test suite (what CI runs)
+#   make test         # set up, check the import layers, then run the whole test suite (what CI runs)
 # Set-up is idempotent: a second run only checks that everything is in place.
 
 PYTHON ?= python3
@@ -39,14 +39,16 @@ model: $(STAMP)
 quickstart: setup
 	$(BIN)/distill run recipes/quickstart.yaml
 
+# lint-imports: the layers contract in pyproject.toml ([tool.importlinter]; docs/architecture.md)
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 clean:
 	rm -rf runs .pytest_cache
