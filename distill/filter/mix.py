@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,7 @@ def planned_counts(cfg: MixConfig, available: list[int]) -> list[int]:
     return counts
 
 
-def run_mix(cfg: MixConfig, log=print) -> dict:
+def run_mix(cfg: MixConfig, log: Callable[[str], None] = print) -> dict:
     if not cfg.sources or not cfg.output:
         raise UserError("mix needs sources and an output folder")
     files = [source_files(s.path) for s in cfg.sources]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan
     (out / "plots").mkdir(exist_ok=True)
     made = []
 
-    def save(name: str, title: str, xlabel: str, ylabel: str | None, draw) -> None:
+    def save(name: str, title: str, xlabel: str, ylabel: str | None, draw: Callable[[Any], object]) -> None:
         fig = Figure(figsize=(7, 3.5))
         FigureCanvasAgg(fig)
         # fixed margins (room for the funnel's stage names) instead of tight_layout, which draws
@@ -174,7 +175,7 @@ def _plots(out: Path, report: dict[str, Any], counts: dict[str, Any], plan: Plan
     kept, dropped = counts["kept_tokens"], counts["rejected_tokens"]
     bins = np.linspace(0, max([1, *kept, *dropped]), 30)
 
-    def lengths(ax) -> None:
+    def lengths(ax: Any) -> None:
         ax.hist([kept, dropped], bins=bins, label=["kept", "dropped"], color=["#4c9a5a", "#c0504d"])
         ax.legend()
 
