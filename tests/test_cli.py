@@ -23,6 +23,22 @@ COMMANDS = [
 ]
 
 
+def test_the_help_smoke_test_lists_every_command():
+    """COMMANDS (above) is every command and command group the app registers."""
+    import typer
+
+    from distill.cli import app
+
+    def walk(group, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, command in group.commands.items():
+            found += walk(command, [*path, name]) if hasattr(command, "commands") else [[*path, name]]
+        return found
+
+    registered = walk(typer.main.get_command(app), [])
+    assert sorted(registered) == sorted(COMMANDS)
+
+
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "distill")
 def test_help_for_every_command(cmd):
     out = subprocess.run([*DISTILL, *cmd, "--help"], capture_output=True, text=True, timeout=60)

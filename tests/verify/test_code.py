@@ -32,7 +32,7 @@ from distill.verify.code import (
 from distill.verify.sandbox import SandboxUnavailable
 from distill.verify.verdict import Verdict
 from tests.conftest import DATA, has_bwrap
-from tests.verify.test_sandbox import new_marker, processes_with, tag
+from tests.verify.helpers import new_marker, processes_with, tag
 
 REPO = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(not has_bwrap(), reason="bubblewrap not installed")

@@ -16,33 +16,11 @@ from distill.errors import UserError
 from distill.verify import sandbox
 from distill.verify.sandbox import Limits, SandboxError, SandboxUnavailable, run_python
 from tests.conftest import has_bwrap
+from tests.verify.helpers import new_marker, processes_with, tag
 
 REPO = Path(__file__).resolve().parents[2]
 needs_bwrap = pytest.mark.skipif(not has_bwrap(), reason="bubblewrap not installed")
 FAST = Limits(wall_s=2.0)
-
-
-def new_marker() -> str:
-    return "dst" + secrets.token_hex(6)  # 15 characters: fits a process's comm
-
-
-def tag(marker: str) -> str:
-    """A first line that names the program's process (and its forks) after `marker` (PR_SET_NAME)."""
-    return f"import ctypes\nctypes.CDLL(None).prctl(15, {marker.encode()!r}, 0, 0, 0)\n"
-
-
-def processes_with(marker: str) -> list[int]:
-    """Host processes whose comm or command line contains `marker`."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/comm", "rb") as f, open(f"/proc/{pid}/cmdline", "rb") as g:
-                text = f.read() + g.read()
-        except OSError:
-            continue
-        if marker.encode() in text:
-            found.append(int(pid))
-    return found
 
 
 def test_missing_bwrap_is_a_user_error_with_the_install_hint(monkeypatch):
