@@ -1,0 +1,11 @@
+"""The train stage: an SFT set -> a student model folder (TRL's SFTTrainer on accelerate).
+
+- `run`: the stage (prepare, train, resume, export, the manifest)
+- `data`: SFT rows -> tokens (the chat template, assistant-only labels, the length policy)
+- `template`: which chat template, and where the assistant turns are in a rendering
+- `trainer`: hardware choices, SFTConfig, the student, LoRA; `attention`: packed attention without
+  FlashAttention; `export`: the final Hugging Face folder; `logs`: the JSONL log and progress row
+- `config`: the recipe's `train` section; `command`: `distill train-student`
+
+torch, transformers and TRL are imported here only, never by the layers below.
+"""
