@@ -22,10 +22,6 @@ import pyarrow.parquet as pq
 from distill.errors import UserError
 from distill.provenance import atomic_write_text, fsync_dir, git_commit, sha256_file, utc_now
 
-# distill/filter still imports atomic_write_text, git_commit, package_versions and sha256_file from
-# here: remove this re-export once it imports them from distill.provenance.
-from distill.provenance import package_versions as package_versions
-
 MANIFEST = "manifest.json"
 WORKER_DIR = "manifests"
 
