@@ -49,7 +49,7 @@ def filter_command(
     from distill.logs import log_note, result, set_verbose, stage_output
 
     set_verbose(verbose)
-    from distill.config import load_stage_config
+    from distill.stages import load_stage_config
 
     cfg = load_stage_config(
         "filter",

@@ -16,8 +16,8 @@ def mix_command(
     seed: Annotated[int | None, typer.Option(help="Sampling and shuffling seed [default: 0].")] = None,
 ) -> None:
     """Mix several SFT sets by ratio (e.g. 600k reasoning : 200k non-reasoning) into one shuffled set."""
-    from distill.config import load_stage_config
     from distill.filter.mix import run_mix
+    from distill.stages import load_stage_config
 
     cfg = load_stage_config("mix", recipe, {"output": str(output) if output else None, "seed": seed})
     run_mix(cfg, log=lambda m: typer.echo(m, err=True))

@@ -171,8 +171,7 @@ _TEMPLATES = None
 def _prompt_for(problem: str, domain: str) -> str:
     """The user turn `distill generate` would have sent: the domain's default template."""
     global _TEMPLATES
-    from distill.generate.config import PromptConfig
-    from distill.generate.prompts import user_prompt
+    from distill.prompts import PromptConfig, user_prompt
 
     if _TEMPLATES is None:
         _TEMPLATES = PromptConfig()

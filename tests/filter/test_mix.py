@@ -4,10 +4,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill.config import ConfigError, load_stage_config
+from distill.config import ConfigError
 from distill.errors import UserError
 from distill.filter.mix import run_mix
 from distill.schema import MESSAGE_TYPE
+from distill.stages import load_stage_config
 
 
 def sft_set(folder, prefix, n, files=2):

@@ -8,10 +8,11 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from distill.config import ConfigError, load_stage_config
+from distill.config import ConfigError
 from distill.errors import UserError
 from distill.filter.run import run_filter
 from distill.schema import TRACE_SCHEMA, to_table
+from distill.stages import load_stage_config
 from tests.filter.helpers import gsm8k, real_reasoning, trace
 
 

@@ -8,8 +8,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from distill.config import load_stage_config
 from distill.filter.run import run_filter
+from distill.stages import load_stage_config
 from tests.conftest import DATA
 from tests.filter.helpers import real_reasoning, trace
 

@@ -13,12 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from distill.config import ConfigError, load_stage_config
+from distill.config import ConfigError
 from distill.errors import UserError
 from distill.filter.config import FilterInput
 from distill.filter.run import identity_of
 from distill.filter.traces import read_trace_file, split_completion
 from distill.schema import prompt_id_for, stable_hash
+from distill.stages import load_stage_config
 from tests.conftest import DISTILL
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
