@@ -94,13 +94,3 @@ def load_section(
         return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where)) from None
-
-
-def load_stage_config(
-    stage: str, recipe: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> Any:
-    """Transitional: `distill.stages.load_stage_config`, for distill/filter until it imports that
-    (then remove this function and its `ignore_imports` line in pyproject.toml)."""
-    from distill.stages import load_stage_config as load
-
-    return load(stage, recipe, overrides)
