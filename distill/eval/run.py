@@ -26,7 +26,7 @@ from distill.inputs import InputConfig
 from distill.progress import phase
 from distill.provenance import atomic_write_text, git_commit, package_versions, sha256_file, utc_now
 from distill.shards import data_files
-from distill.verify.answers import extract_final_answer, number_key
+from distill.verify.answers import vote_answer
 from distill.verify.dispatch import Verifiers
 
 RESULTS = "results.json"
@@ -73,13 +73,10 @@ def _generate_config(cfg: EvalConfig, bench: BenchmarkConfig, out: Path) -> Gene
     )
 
 
-def _answer_key(row: dict[str, Any], domain: str) -> str | None:
+def _answer_key(row: dict[str, Any], domain: str, answer_format: str) -> str | None:
     if domain == "code":
         return None
-    answer = extract_final_answer(row.get("content"), row.get("reasoning"))
-    if answer is None:
-        return None
-    return number_key(answer) or " ".join(answer.replace("$", "").split())
+    return vote_answer(row.get("content"), row.get("reasoning"), answer_format)
 
 
 def score_benchmark(samples_dir: Path, bench: BenchmarkConfig, verifiers: Verifiers, ks: list[int]) -> dict:
@@ -93,7 +90,7 @@ def score_benchmark(samples_dir: Path, bench: BenchmarkConfig, verifiers: Verifi
         p["samples"].append(
             {
                 "index": row["sample_index"],
-                "answer": _answer_key(row, bench.domain),
+                "answer": _answer_key(row, bench.domain, verifiers.cfg.math.answer_format),
                 "verdict": v.status if v else None,
                 "reason": v.reason if v else None,
                 "finish_reason": row["finish_reason"],
