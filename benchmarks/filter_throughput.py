@@ -67,7 +67,7 @@ sys.path.append(str(REPO))  # after PYTHONPATH: a baseline copy of distill can b
 RESULTS = REPO / "benchmarks" / "results" / "filter_throughput.json"
 GSM8K = REPO / "data" / "gsm8k_test.jsonl"
 CHUNK_ROWS = 20_000  # corpus built in independent chunks of this many rows (in parallel)
-CORPUS_VERSION = 2  # part of the cache folder's name: bump when the corpus changes
+CORPUS_VERSION = 3  # 3: a fifth of the prompts with bare LaTeX golds
 
 
 def loadavg() -> list[float]:

@@ -141,7 +141,7 @@ def answer_text(content: str | None, reasoning: str | None) -> str | None:
 def only_box(text: str) -> str | None:
     """The content of the one box of `text` when it has exactly one, else None: math-verify then
     reads that box alone (checked against it in the differential test)."""
-    if text.count("\\boxed") != 1:
+    if text.count("\\boxed") != 1 or "\\boxed{" not in text:
         return None
     return last_boxed(text)
 

@@ -387,8 +387,13 @@ class MathVerifier:
             return self._verify_many(rows)
 
     def _verify_many(self, rows: Iterable[dict]) -> list[Verdict]:
+        """An answer with exactly one box is sent as that box alone (`\\boxed{X}`: math-verify reads
+        the same from it as from the whole text, and equal boxes share one check); should the box
+        alone parse to nothing, math-verify would look further in the text, so those rows are
+        checked again with their whole text."""
         verdicts: list[Verdict | None] = []
         waiting: dict[Pair, list[int]] = {}
+        whole: dict[int, Pair] = {}  # row -> (gold, its whole text), for rows sent as their box alone
         boxed = self.config.answer_format == "boxed"
         for row in rows:
             verdicts.append(None)
@@ -400,32 +405,45 @@ class MathVerifier:
                 verdicts[-1] = Verdict.failed("no boxed answer")
                 continue
             gold = gold_text(row.get("answer"))
-            pair = (gold, text)
-            verdicts[-1] = self._cache.get(pair) or self._shortcut_text(row.get("answer"), text)
+            box = only_box(text)
+            pair = (gold, text if box is None else f"\\boxed{{{box}}}")
+            verdicts[-1] = self._cache.get(pair) or self._shortcut_text(row.get("answer"), box)
             if verdicts[-1] is None:
                 waiting.setdefault(pair, []).append(len(verdicts) - 1)
-        if waiting:
-            pairs = list(waiting)
-            try:
-                outcomes = self._run(pairs)
-            except BaseException:  # Ctrl-C, workers dying at start: no chunk may outlive this call
-                for w in self._workers:
-                    w.kill()
-                self._workers = []
-                raise
-            for pair, verdict in zip(pairs, outcomes, strict=True):
-                if verdict.reason != "crash" and self.config.cache_size:
-                    if len(self._cache) >= self.config.cache_size:
-                        self._cache.clear()
-                    self._cache[pair] = verdict
-                for i in waiting[pair]:
-                    verdicts[i] = verdict
+                if pair[1] != text:
+                    whole[len(verdicts) - 1] = (gold, text)
+        self._check(waiting, verdicts)
+        no_answer = ("unparsable answer", "no answer found")
+        again: dict[Pair, list[int]] = {}
+        for i, pair in whole.items():
+            if verdicts[i].reason in no_answer:  # type: ignore[union-attr]
+                again.setdefault(pair, []).append(i)
+        self._check(again, verdicts)
         return verdicts  # type: ignore[return-value]
 
-    def _shortcut_text(self, gold: str | None, text: str) -> Verdict | None:
+    def _check(self, waiting: dict[Pair, list[int]], verdicts: list[Verdict | None]) -> None:
+        """Verify the `waiting` pairs on the workers, cache them, and set their rows' verdicts."""
+        if not waiting:
+            return
+        pairs = list(waiting)
+        try:
+            outcomes = self._run(pairs)
+        except BaseException:  # Ctrl-C, workers dying at start: no chunk may outlive this call
+            for w in self._workers:
+                w.kill()
+            self._workers = []
+            raise
+        for pair, verdict in zip(pairs, outcomes, strict=True):
+            if verdict.reason != "crash" and self.config.cache_size:
+                if len(self._cache) >= self.config.cache_size:
+                    self._cache.clear()
+                self._cache[pair] = verdict
+            for i in waiting[pair]:
+                verdicts[i] = verdict
+
+    def _shortcut_text(self, gold: str | None, box: str | None) -> Verdict | None:
         """`_shortcut` for a trace whose answer text has exactly one box (math-verify reads that box
         alone then), with the gold as written (after GSM8K's `####`); None where it cannot decide."""
-        box = only_box(text)
         if box is None or not self.config.fast_path:
             return None
         gold = "" if gold is None else str(gold)

@@ -295,3 +295,13 @@ def test_spawn_start_method_works_too() -> None:
             [row("5", TOWER), row("$\\frac{1}{2}$", "\\boxed{0.5}"), row("3", "\\boxed{\\sqrt{10}}")]
         )
     assert got == [Verdict.errored("timeout"), Verdict.passed("verified"), Verdict.failed("wrong answer")]
+
+
+def test_a_single_box_that_parses_to_nothing_is_read_in_its_whole_text(verifier: MathVerifier) -> None:
+    """One box is checked alone (equal boxes share a check); when it parses to nothing, math-verify
+    reads on in the text (here the `$5$` before it), and so does the verifier."""
+    from distill.verify.math import reference_verdict
+
+    rows = [row("5", "The answer is $5$. \\boxed{?}"), row("5", "$5$ is what we get. \\boxed{\\;}")]
+    assert [reference_verdict(r["answer"], r["content"])[0] for r in rows] == ["pass", "pass"]
+    assert statuses(verifier.verify_many(rows)) == ["pass", "pass"]
