@@ -45,7 +45,10 @@ from distill.verify.verdict import Verdict
 
 Pair = tuple[str, str]  # (gold as math-verify parses it, the answer text)
 AnswerFormat = Literal["boxed", "lenient"]
-Outcome = tuple[str, str | None]  # (status, reason): what a worker sends back per item
+Outcome = tuple[str, str | None]  # (status, reason)
+# What a worker sends back per item: the outcome, and whether the answer parsed to text only (no
+# expression: math-verify keeps the raw string as a fallback and, in a longer text, reads on).
+Sent = tuple[str, str | None, bool]
 
 
 class MathVerifyConfig(StrictModel):
@@ -208,24 +211,25 @@ class _Checker:
         cache[text] = parsed
         return parsed
 
-    def check(self, gold: str, answer: str) -> Outcome:
+    def check(self, gold: str, answer: str) -> Sent:
         gold_parsed = self.parse(gold, self.gold_config, self.golds)
         if not gold_parsed:
-            return "error", "unparsable gold"
+            return "error", "unparsable gold", False
         pred_parsed = self.parse(answer, self.pred_config, self.preds)
         if not pred_parsed:
-            return "fail", self.no_answer
+            return "fail", self.no_answer, True
+        text_only = all(isinstance(p, str) for p in pred_parsed)
         # verify(golds, preds) is any() over the product with errors counted as False; the same loop
         # here, pair by pair, so that a MemoryError is reported instead of read as "not equal".
         for g, p in product(gold_parsed, pred_parsed):
             try:
                 if self._verify(g, p, timeout_seconds=None, raise_on_error=True):
-                    return "pass", "verified"
+                    return "pass", "verified", text_only
             except MemoryError:
                 raise
             except Exception:
                 continue
-        return "fail", "wrong answer"
+        return "fail", "wrong answer", text_only
 
 
 def pred_config(answer_format: AnswerFormat) -> list:
@@ -289,11 +293,11 @@ def _worker_main(
     checker = _Checker(answer_format)
     checker.check("\\boxed{1}", "\\boxed{1}")  # warm up the LaTeX parser
     while (chunk := _next_chunk(conn)) is not None:
-        out: list[Outcome] = []
+        out: list[Sent] = []
         for i, (gold, answer) in enumerate(chunk):
             progress[1] = time.monotonic()
             progress[0] = i
-            outcome: Outcome | None = None
+            outcome: Sent | None = None
             try:
                 try:
                     if soft_timeout_s:
@@ -302,9 +306,9 @@ def _worker_main(
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
             except _SoftTimeout:  # may also land just after the item finished: keep its outcome
-                outcome = outcome or ("error", "timeout")
+                outcome = outcome or ("error", "timeout", False)
             except MemoryError:
-                outcome = ("error", "memory")
+                outcome = ("error", "memory", False)
             out.append(outcome)
         progress[0] = -1
         conn.send(out)
@@ -361,6 +365,7 @@ class MathVerifier:
         self._ctx = _context(self.config)
         self._workers: list[_Worker] = []
         self._cache: dict[Pair, Verdict] = {}
+        self._text_only: list[bool] = []  # of the pairs of the last `_run`
         self._lock = Lock()
 
     def __enter__(self) -> MathVerifier:
@@ -412,19 +417,20 @@ class MathVerifier:
                 waiting.setdefault(pair, []).append(len(verdicts) - 1)
                 if pair[1] != text:
                     whole[len(verdicts) - 1] = (gold, text)
-        self._check(waiting, verdicts)
-        no_answer = ("unparsable answer", "no answer found")
+        text_only = self._check(waiting, verdicts)
         again: dict[Pair, list[int]] = {}
         for i, pair in whole.items():
-            if verdicts[i].reason in no_answer:  # type: ignore[union-attr]
+            if i in text_only:
                 again.setdefault(pair, []).append(i)
         self._check(again, verdicts)
         return verdicts  # type: ignore[return-value]
 
-    def _check(self, waiting: dict[Pair, list[int]], verdicts: list[Verdict | None]) -> None:
-        """Verify the `waiting` pairs on the workers, cache them, and set their rows' verdicts."""
+    def _check(self, waiting: dict[Pair, list[int]], verdicts: list[Verdict | None]) -> set[int]:
+        """Verify the `waiting` pairs on the workers, cache them, and set their rows' verdicts;
+        returns the rows whose answer parsed to text only (those pairs are not cached: sent as a
+        box alone, their whole text is read next)."""
         if not waiting:
-            return
+            return set()
         pairs = list(waiting)
         try:
             outcomes = self._run(pairs)
@@ -433,13 +439,17 @@ class MathVerifier:
                 w.kill()
             self._workers = []
             raise
-        for pair, verdict in zip(pairs, outcomes, strict=True):
-            if verdict.reason != "crash" and self.config.cache_size:
+        text_only: set[int] = set()
+        for k, (pair, verdict) in enumerate(zip(pairs, outcomes, strict=True)):
+            if self._text_only[k]:
+                text_only.update(waiting[pair])
+            elif verdict.reason != "crash" and self.config.cache_size:
                 if len(self._cache) >= self.config.cache_size:
                     self._cache.clear()
                 self._cache[pair] = verdict
             for i in waiting[pair]:
                 verdicts[i] = verdict
+        return text_only
 
     def _shortcut_text(self, gold: str | None, box: str | None) -> Verdict | None:
         """`_shortcut` for a trace whose answer text has exactly one box (math-verify reads that box
@@ -488,6 +498,7 @@ class MathVerifier:
         by_gold = sorted(range(len(pairs)), key=lambda i: pairs[i][0])  # a gold's pairs share a chunk,
         todo = deque(by_gold[i : i + size] for i in range(0, len(pairs), size))  # so one worker parses it
         results: list[Verdict | None] = [None] * len(pairs)
+        self._text_only = [False] * len(pairs)  # per pair: the answer parsed to text only
         start_failures = 0
         while todo or any(w.chunk is not None for w in self._workers):
             for k, w in enumerate(self._workers):
@@ -511,8 +522,9 @@ class MathVerifier:
                     continue
                 if w.conn in ready:
                     try:
-                        for i, (status, reason) in zip(w.chunk, w.conn.recv(), strict=True):
+                        for i, (status, reason, text_only) in zip(w.chunk, w.conn.recv(), strict=True):
                             results[i] = Verdict(status, reason)  # type: ignore[arg-type]
+                            self._text_only[i] = text_only
                         w.chunk, w.served, start_failures = None, True, 0
                         continue
                     except (EOFError, OSError):
