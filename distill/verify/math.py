@@ -23,16 +23,12 @@ the MemoryError, its "not equal" (fail) - never a host OOM. Any other dead worke
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing as mp
 import os
-import re
 import signal
 import time
 from collections import deque
 from collections.abc import Iterable
-from fractions import Fraction
-from itertools import product
 from multiprocessing.connection import wait
 from threading import Lock
 from typing import Any, Literal
@@ -40,15 +36,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
-from distill.verify.answers import answer_text, gold_text, number_key, only_box
+from distill.verify.answers import answer_text, gold_text, only_box
+from distill.verify.math_fast import fast_verdict
+from distill.verify.math_worker import AnswerFormat, Pair, pred_config, reference_verdict, worker_main
 from distill.verify.verdict import Verdict
 
-Pair = tuple[str, str]  # (gold as math-verify parses it, the answer text)
-AnswerFormat = Literal["boxed", "lenient"]
-Outcome = tuple[str, str | None]  # (status, reason)
-# What a worker sends back per item: the outcome, and whether the answer parsed to text only (no
-# expression: math-verify keeps the raw string as a fallback and, in a longer text, reads on).
-Sent = tuple[str, str | None, bool]
+__all__ = ["MathVerifier", "MathVerifyConfig", "explain", "pred_config", "reference_verdict", "warm_up"]
 
 
 class MathVerifyConfig(StrictModel):
@@ -99,52 +92,6 @@ class MathVerifyConfig(StrictModel):
         return 0.8 * self.timeout_s if self.soft_timeout_s is None else self.soft_timeout_s
 
 
-_PLAIN_INT = re.compile(r"-?\d{1,15}")  # no +, separators, $ or decimals: an Integer to math-verify
-_PLAIN_DECIMAL = re.compile(r"-?\d{1,9}\.\d{1,6}")  # a Float; at most 6 decimals: its rounding is exact
-_PLAIN_FRACTION = re.compile(r"(-?)\\[dt]?frac\{(-?\d{1,9})\}\{(\d{1,9})\}")  # a Rational
-_GOLD_FRACTION = _PLAIN_FRACTION  # wrapped in `\boxed{}`, a gold `\dfrac` parses as `\frac` does
-# An integer in `\text{}`, or followed by one `\text{}` of words: `\text{18}`, `18 \text{ dollars}`.
-# Canonical integers only: math-verify reads `\text{007}` and `\text{-0}` as text, not as 7 and 0.
-_CANONICAL_INT = re.compile(r"-?[1-9]\d{0,14}|0")
-_TEXT_INT = re.compile(r"\\text\{ ?(-?[1-9]\d{0,14}|0) ?\}")
-_INT_WITH_WORDS = re.compile(r"(-?[1-9]\d{0,14}|0) ?\\text\{ ?([A-Za-z]+(?: [A-Za-z]+)*) ?\}")
-# Words that math-verify's normalisation rewrites before it drops a trailing `\text{}` (units):
-# `and`/`or` become a comma (a set), `percent`/`pct` a `%`, `inf` and `infinity` `\infty`, ` sqrt`
-# `\sqrt`. Any of them (in any case, anywhere in the text) leaves the pair to math-verify.
-_REWRITTEN_WORDS = re.compile(r"(?i)\b(?:and|or)\b|percent|pct|inf|sqrt")
-
-
-def _plain_rational(answer: str) -> Fraction | None:
-    """The exact value of an answer that math-verify reads as a plain number whose comparison with an
-    Integer gold is exact: an integer (Integer == Integer), a fraction of integers (a Rational: its
-    difference from the gold simplifies to 0 or not) or a decimal of at most 6 places (a Float; both
-    sides are rounded to 6 places first, which changes neither). None for anything else."""
-    if _PLAIN_INT.fullmatch(answer) or _PLAIN_DECIMAL.fullmatch(answer):
-        return Fraction(answer)
-    return _fraction(_PLAIN_FRACTION.fullmatch(answer))
-
-
-def _integer_with_text(answer: str) -> int | None:
-    """The integer of `\\text{18}` or of `18 \\text{ dollars}` (a trailing `\\text{}` of plain words,
-    which math-verify's unit normalisation drops), else None."""
-    m = _TEXT_INT.fullmatch(answer)
-    if m is not None:
-        return int(m.group(1))
-    m = _INT_WITH_WORDS.fullmatch(answer)
-    if m is None or _REWRITTEN_WORDS.search(m.group(2)):
-        return None
-    return int(m.group(1))
-
-
-def _fraction(m: re.Match[str] | None) -> Fraction | None:
-    if m is None:
-        return None
-    sign, numerator, denominator = m.groups()
-    if int(denominator) == 0:
-        return None
-    return Fraction(int(numerator), int(denominator)) * (-1 if sign else 1)
-
-
 def explain(gold: str, content: str, config: MathVerifyConfig | None = None) -> dict[str, Any]:
     """Why a (gold, final answer) pair gets its verdict, for `distill verify`: the verdict from
     `MathVerifier` (the code filter and eval run), what was read on each side and what math-verify
@@ -173,147 +120,6 @@ def explain(gold: str, content: str, config: MathVerifyConfig | None = None) -> 
     }
 
 
-# --- worker side ------------------------------------------------------------------------------
-
-
-class _SoftTimeout(BaseException):
-    """Raised by the worker's alarm; a BaseException so math-verify's `except Exception` lets it out."""
-
-
-class _Checker:
-    """math-verify with the parsed gold and the parsed answer cached per string (worker side)."""
-
-    CACHE_LIMIT = 20_000
-
-    def __init__(self, answer_format: AnswerFormat = "boxed") -> None:
-        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-        self._parse, self._verify = parse, verify
-        # Plain math-verify: its default extraction for the gold (which `gold_text` has anchored);
-        # for the prediction boxed answers first, plus expressions ("the answer is 3") when lenient.
-        self.gold_config = [LatexExtractionConfig(), ExprExtractionConfig()]
-        self.pred_config = pred_config(answer_format)
-        self.no_answer = "unparsable answer" if answer_format == "boxed" else "no answer found"
-        self.golds: dict[str, list] = {}
-        self.preds: dict[str, list] = {}
-
-    def parse(self, text: str, config: list, cache: dict[str, list]) -> list:
-        if (hit := cache.get(text)) is not None:
-            return hit
-        try:  # raise_on_error lets a MemoryError out; other errors are math-verify's "nothing parsed"
-            parsed = self._parse(text, extraction_config=config, parsing_timeout=None, raise_on_error=True)
-        except MemoryError:
-            raise
-        except Exception:
-            parsed = []
-        if len(cache) >= self.CACHE_LIMIT:
-            cache.clear()
-        cache[text] = parsed
-        return parsed
-
-    def check(self, gold: str, answer: str) -> Sent:
-        gold_parsed = self.parse(gold, self.gold_config, self.golds)
-        if not gold_parsed:
-            return "error", "unparsable gold", False
-        pred_parsed = self.parse(answer, self.pred_config, self.preds)
-        if not pred_parsed:
-            return "fail", self.no_answer, True
-        text_only = all(isinstance(p, str) for p in pred_parsed)
-        # verify(golds, preds) is any() over the product with errors counted as False; the same loop
-        # here, pair by pair, so that a MemoryError is reported instead of read as "not equal".
-        for g, p in product(gold_parsed, pred_parsed):
-            try:
-                if self._verify(g, p, timeout_seconds=None, raise_on_error=True):
-                    return "pass", "verified", text_only
-            except MemoryError:
-                raise
-            except Exception:
-                continue
-        return "fail", "wrong answer", text_only
-
-
-def pred_config(answer_format: AnswerFormat) -> list:
-    """math-verify's extraction config for a prediction under an answer format policy."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig
-
-    boxed_first = LatexExtractionConfig(boxed_match_priority=0)
-    return [boxed_first] if answer_format == "boxed" else [boxed_first, ExprExtractionConfig()]
-
-
-def reference_verdict(gold: str, content: str, answer_format: AnswerFormat = "boxed") -> Outcome:
-    """Plain math-verify, in this process and without any of the verifier's machinery: what
-    `MathVerifier` must agree with (the differential test), documented differences aside.
-    `content` is the trace's final answer (the text after `</think>`)."""
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled": it is, on purpose
-    gold = gold.strip()
-    if not ("\\boxed" in gold or gold.replace("\\$", "").count("$") >= 2):
-        gold = "\\boxed{" + gold + "}"
-    gold_parsed = parse(
-        gold, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], parsing_timeout=None
-    )
-    if not gold_parsed:
-        return "error", "unparsable gold"
-    if answer_format == "boxed" and "\\boxed" not in content:
-        return "fail", "no boxed answer"
-    pred_parsed = parse(content, extraction_config=pred_config(answer_format), parsing_timeout=None)
-    if not pred_parsed:
-        return "fail", "unparsable answer" if answer_format == "boxed" else "no answer found"
-    if verify(gold_parsed, pred_parsed, timeout_seconds=None):
-        return "pass", "verified"
-    return "fail", "wrong answer"
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise _SoftTimeout
-
-
-def _next_chunk(conn: Any) -> list[Pair] | None:
-    """The next chunk, or None to stop: asked to, or the parent is gone (killed: its end of the
-    pipe closed), which is no error of this worker's to print."""
-    try:
-        return conn.recv()
-    except (EOFError, OSError):
-        return None
-
-
-def _worker_main(
-    conn: Any, progress: Any, memory_mb: int | None, soft_timeout_s: float | None, answer_format: AnswerFormat
-) -> None:
-    """Serve chunks of (gold, answer) pairs until None; `progress` = [item index or -1, start time]."""
-    if memory_mb:
-        limit = memory_mb * 2**20
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
-    signal.signal(signal.SIGALRM, _on_alarm)
-    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout is disabled" warnings
-    checker = _Checker(answer_format)
-    checker.check("\\boxed{1}", "\\boxed{1}")  # warm up the LaTeX parser
-    while (chunk := _next_chunk(conn)) is not None:
-        out: list[Sent] = []
-        for i, (gold, answer) in enumerate(chunk):
-            progress[1] = time.monotonic()
-            progress[0] = i
-            outcome: Sent | None = None
-            try:
-                try:
-                    if soft_timeout_s:
-                        signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
-                    outcome = checker.check(gold, answer)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            except _SoftTimeout:  # may also land just after the item finished: keep its outcome
-                outcome = outcome or ("error", "timeout", False)
-            except MemoryError:
-                outcome = ("error", "memory", False)
-            out.append(outcome)
-        progress[0] = -1
-        conn.send(out)
-
-
 # --- parent side ------------------------------------------------------------------------------
 
 
@@ -323,7 +129,7 @@ class _Worker:
         self.progress = ctx.RawArray("d", [-1.0, 0.0])
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(child, self.progress, config.memory_mb, soft, config.answer_format),
             daemon=True,
         )
@@ -342,7 +148,7 @@ class _Worker:
 def _context(config: MathVerifyConfig) -> Any:
     ctx = mp.get_context(config.start_method)
     if config.start_method == "forkserver":
-        ctx.set_forkserver_preload(["math_verify", "latex2sympy2_extended", __name__])
+        ctx.set_forkserver_preload(["math_verify", "latex2sympy2_extended", "distill.verify.math_worker"])
     return ctx
 
 
@@ -462,32 +268,9 @@ class MathVerifier:
         return self._shortcut((gold.strip(), box))
 
     def _shortcut(self, pair: Pair) -> Verdict | None:
-        """math-verify's verdict where it cannot be anything else: PASS for the same plain number;
-        against a plain integer gold, the verdict of an exact comparison with a plain integer,
-        fraction or short decimal answer (`_plain_rational`), or with an integer in `\\text{}` or
-        followed by a `\\text{}` of words (`_integer_with_text`, canonical gold only); against a plain `\\frac{a}{b}` gold,
-        with a plain integer or fraction answer. Golds in any other form are left to math-verify.
-        `pair` is (the gold as written, the content of the answer's one box)."""
-        if not self.config.fast_path:
-            return None
-        key = number_key(pair[0])
-        if key is not None and key == number_key(pair[1]):
-            return Verdict.passed("equal")
-        gold, answer = pair[0].strip(), pair[1].strip()
-        if _PLAIN_INT.fullmatch(gold):
-            expected: Fraction | None = Fraction(int(gold))
-            value = _plain_rational(answer)
-            if value is None and _CANONICAL_INT.fullmatch(gold) and "\\text" in answer:
-                number = _integer_with_text(answer)
-                value = None if number is None else Fraction(number)
-        else:
-            # a fraction gold is a Rational: against an Integer or a Rational math-verify compares
-            # exactly; a decimal answer (a Float) it compares after rounding, left to it
-            expected = _fraction(_GOLD_FRACTION.fullmatch(gold))
-            value = None if _PLAIN_DECIMAL.fullmatch(answer) else _plain_rational(answer)
-        if expected is None or value is None:
-            return None
-        return Verdict.passed("equal") if value == expected else Verdict.failed("wrong answer")
+        """`math_fast.fast_verdict` unless the fast path is off. `pair` is (the gold as written,
+        the content of the answer's one box)."""
+        return fast_verdict(pair) if self.config.fast_path else None
 
     def _run(self, pairs: list[Pair]) -> list[Verdict]:
         """Verify `pairs` on the pool; every overrun/crash costs only its own item."""
