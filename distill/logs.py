@@ -46,8 +46,10 @@ THIRD_PARTY = (
     "filelock",
 )
 # Read by the libraries (and the children they spawn) when they are first imported.
+# Not TQDM_DISABLE: a disabled bar reports 0 s elapsed, and vLLM's `LLM.chat`/`generate` divide by
+# it (ZeroDivisionError in any vLLM script started from a stage's environment); tqdm's bars go to
+# the log file with the rest.
 QUIET_ENV = {
-    "TQDM_DISABLE": "1",  # tqdm's env defaults (tqdm >= 4.66); bars in a log file are noise
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TOKENIZERS_PARALLELISM": "false",  # its fork warning
