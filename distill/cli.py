@@ -46,6 +46,7 @@ def _register() -> None:
     from distill.generate.command import generate_command
     from distill.models_command import models_path, models_prepare
     from distill.pipeline_command import run_command
+    from distill.push_command import push_command
     from distill.shards_command import manifest_command
     from distill.train.command import train_student_command
     from distill.verify_command import verify_command
@@ -58,6 +59,7 @@ def _register() -> None:
     app.command("eval", no_args_is_help=True)(eval_command)
     app.command("verify", no_args_is_help=True)(verify_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
+    app.command("push", no_args_is_help=True)(push_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)
     data_app.command("arithmetic", no_args_is_help=True)(arithmetic_command)
