@@ -64,7 +64,7 @@ def first_pass(run: FilterRun, todo: list[int]) -> None:
         for k in todo:
             read, slim = read_first_pass(files[k], cfg.input)
             job = _FirstPass(k, files[k], read, cfg, slim)
-            job.mark_input_rejects(seen)
+            job.mark_input_rejects(seen, files)
             if pending is None:
                 job.submit(pool, every_row=True)  # busy while the verifiers start
             job.verify(verifiers, contamination)  # meanwhile the pool works on file k-1
@@ -132,19 +132,20 @@ class _FirstPass:
         self.contaminated: list[str | None] = []
         self.input_stage: list[str | None] = [None] * len(self.rows)  # `mark_input_rejects`
 
-    def mark_input_rejects(self, seen: dict[str, str]) -> None:
+    def mark_input_rejects(self, seen: dict[str, int], files: list[Path]) -> None:
         """Reject stage `input` for rows that are traces but not usable ones: an id an earlier row
         has (in this file or an earlier one; every decision of the second pass is keyed by id, so
         the second row would share the first one's fate), or a domain outside DOMAINS (no verifier
-        would look at it). They go to rejects/ with their texts."""
-        name = self.path.name
+        would look at it). They go to rejects/ with their texts. `seen`: row id -> the index of the
+        first input file it is known in; an id known only from a later file (sealed by another
+        worker) is no repeat here: the plan of a scaled-out run marks repeats over every file."""
         for i, row in enumerate(self.rows):
             rid, domain = row["id"], row.get("domain")
             first = seen.get(rid)
-            if first is None:
-                seen[rid] = name
+            if first is None or first > self.k:
+                seen[rid] = self.k
             else:
-                self.input_stage[i] = f"duplicate_id: {rid!r} first in {first}"
+                self.input_stage[i] = f"duplicate_id: {rid!r} first in {files[first].name}"
             if domain not in DOMAINS and self.input_stage[i] is None:
                 self.input_stage[i] = f"unknown_domain: {domain!r} (known: {', '.join(DOMAINS)})"
 

@@ -33,11 +33,18 @@ from distill.filter.output import write_input_rejects, write_outputs
 from distill.filter.plan import make_plan
 from distill.filter.report import count_rows, write_report
 from distill.filter.traces import list_trace_files
-from distill.filter.work import FilterRun, input_counts, input_reject_rows, read_keys
+from distill.filter.work import (
+    FilterRun,
+    input_counts,
+    input_reject_rows,
+    load_work,
+    mark_repeated_ids,
+    read_keys,
+)
 from distill.memory import die_with_parent
 from distill.provenance import atomic_write_text, git_commit, package_versions, sha256_file, utc_now
 from distill.schema import stable_hash
-from distill.shards import MANIFEST, ShardStore
+from distill.shards import MANIFEST, WORKER_DIR, ShardStore, shard_name
 
 
 @dataclass
@@ -49,6 +56,8 @@ class FilterSummary:
     verdicts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     resumed_shards: int = 0
+    complete: bool = True  # False: a first-pass worker's part (`--num-workers`), to be merged
+    input_files: int = 0  # a first-pass worker's input files
 
 
 def identity_of(cfg: FilterConfig, files: list[Path]) -> dict[str, Any]:
@@ -71,12 +80,32 @@ def _start_worker(parent: int, warm: bool) -> None:
         kernels.warm()
 
 
-def run_filter(cfg: FilterConfig, progress: Any = None, log: Callable[[str], None] = print) -> FilterSummary:
+def run_filter(
+    cfg: FilterConfig,
+    progress: Any = None,
+    log: Callable[[str], None] = print,
+    *,
+    num_workers: int = 1,
+    worker_index: int = 0,
+    merge: bool = False,
+) -> FilterSummary:
     """The filter stage: `cfg.input` -> `cfg.output` (sft/, rejects/, pairs/, report, manifest),
     resumed where an earlier run into the same folder stopped; nothing to do when it is complete.
-    `progress`: a `distill.progress` display, or None."""
+    `progress`: a `distill.progress` display, or None.
+
+    Scaled out: with `num_workers` W > 1, only the first pass (the per-row work) of the input files
+    k with k % W == `worker_index`, into `output/work` (`complete` is False in the summary); then
+    `merge`: the plan and the outputs from every worker's work shards, on one node (a UserError
+    names the workers whose shards are missing). The output is the same as one process's."""
     if not cfg.input.path or not cfg.output:
         raise UserError("filter needs an input and an output folder (-o/--output)")
+    if not 0 <= worker_index < num_workers:
+        raise UserError(f"--worker-index {worker_index} must be in [0, --num-workers {num_workers})")
+    if merge and num_workers > 1:
+        raise UserError(
+            "--merge plans and writes on one node from every worker's first pass: "
+            "leave out --num-workers and --worker-index"
+        )
     started = time.monotonic()
     files = list_trace_files(cfg.input.path)
     out = Path(cfg.output)
@@ -85,11 +114,19 @@ def run_filter(cfg: FilterConfig, progress: Any = None, log: Callable[[str], Non
     if done is not None:
         log(f"{out} is complete for this input and config; nothing to do")
         return _summary_from(out, done, started)
-    work = ShardStore(out / "work", identity, len(files))
-    work.open()
-    todo = [k for k in range(len(files)) if not work.is_sealed(k)]
+    if num_workers > 1:
+        return _first_pass_worker(
+            cfg, out, identity, files, num_workers, worker_index, progress, log, started
+        )
+    if merge:
+        work = load_work(out, identity, files)  # every shard sealed, or a UserError naming the missing
+        todo = []
+    else:
+        work = ShardStore(out / "work", identity, len(files))
+        work.open()
+        todo = [k for k in range(len(files)) if not work.is_sealed(k)]
     summary = FilterSummary(out, resumed_shards=len(files) - len(todo))
-    if summary.resumed_shards:
+    if summary.resumed_shards and not merge:
         log(f"resuming: {summary.resumed_shards} of {len(files)} input files already processed")
     # the workers load the compiled kernels themselves, as they start (on the first submit), while
     # this process verifies the first file: its startup is single-threaded, so the other core is
@@ -100,6 +137,10 @@ def run_filter(cfg: FilterConfig, progress: Any = None, log: Callable[[str], Non
         if todo:
             first_pass(run, todo)
         keys = read_keys(work, files, cfg.dedup.num_perm, problems=cfg.dedup.prompts)
+        if merge or _from_workers(work):  # ids repeated across the workers' files
+            marked = mark_repeated_ids(keys, work, files)
+            if marked:
+                log(f"{marked} rows repeat the id of a row in another worker's input file: input rejects")
         plan = make_plan(keys, cfg)
         input_rejects = input_reject_rows(work, len(files))
         counts = count_rows(keys, plan, input_rejects)
@@ -119,6 +160,43 @@ def run_filter(cfg: FilterConfig, progress: Any = None, log: Callable[[str], Non
     if not cfg.keep_work:
         shutil.rmtree(out / "work", ignore_errors=True)
     return _summary_from(out, manifest, started, summary.resumed_shards)
+
+
+def _first_pass_worker(
+    cfg: FilterConfig,
+    out: Path,
+    identity: dict[str, Any],
+    files: list[Path],
+    num_workers: int,
+    worker_index: int,
+    progress: Any,
+    log: Callable[[str], None],
+    started: float,
+) -> FilterSummary:
+    """Worker `worker_index` of `num_workers`: the first pass of its input files into out/work,
+    with its own manifest there (work/manifests/worker-IIIII-of-WWWWW.json)."""
+    work = ShardStore(out / "work", identity, len(files), worker_index, num_workers)
+    work.open()  # refuses a folder whose other workers ran with another input or config
+    mine = [k for k in range(len(files)) if k % num_workers == worker_index]
+    todo = [k for k in mine if not work.is_sealed(k)]
+    summary = FilterSummary(out, resumed_shards=len(mine) - len(todo), complete=False)
+    if summary.resumed_shards:
+        log(f"resuming: {summary.resumed_shards} of this worker's {len(mine)} input files already processed")
+    if todo:
+        warm = cfg.dedup.exact or cfg.dedup.near or cfg.readability.repetition
+        with ProcessPoolExecutor(
+            cfg.workers, initializer=_start_worker, initargs=(os.getpid(), warm)
+        ) as pool:
+            first_pass(FilterRun(cfg, out, identity, files, work, pool, log, progress), todo)
+    summary.rows = sum(work.shards[shard_name(k, len(files))]["rows"] for k in mine)
+    summary.input_files = len(mine)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _from_workers(work: ShardStore) -> bool:
+    """Whether first-pass workers (`--num-workers` > 1) sealed some of the work shards."""
+    return any(not p.name.endswith("-of-00001.json") for p in (work.root / WORKER_DIR).glob("worker-*.json"))
 
 
 # --- manifest ----------------------------------------------------------------------------------

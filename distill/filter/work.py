@@ -10,6 +10,7 @@ what the input mapping did and the input's unusable rows, so that a resumed run 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -20,11 +21,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distill.errors import UserError
 from distill.filter.config import FilterConfig
 from distill.filter.plan import Keys
 from distill.filter.read import read_input, read_parquet, read_present
 from distill.schema import FILTERED_SCHEMA, TRACE_SCHEMA
-from distill.shards import ShardStore, shard_name
+from distill.shards import ShardStore, shard_name, shard_ok, write_shard
 
 WORK_EXTRA = [
     pa.field("_pref", pa.int64()),
@@ -71,16 +73,17 @@ def binary_rows(values: np.ndarray) -> pa.ChunkedArray:
     return pa.chunked_array(pieces, pa.binary())
 
 
-def ids_of_sealed(files: list[Path], work: ShardStore, todo: list[int]) -> dict[str, str]:
-    """The row ids of the input files whose first pass a run before this one finished (resumed):
-    a later file's copy of one of them is still a duplicate."""
-    seen: dict[str, str] = {}
+def ids_of_sealed(files: list[Path], work: ShardStore, todo: list[int]) -> dict[str, int]:
+    """The row ids of the input files before the last of `todo` whose first pass a run before this
+    one finished (resumed, or another worker's), each with the index of the first such file: a
+    later file's copy of one of them is still a duplicate."""
+    seen: dict[str, int] = {}
     pending = set(todo)
-    for k in range(len(files)):
-        if k not in pending:
+    for k in range(max(todo, default=-1)):
+        if k not in pending and work.is_sealed(k):
             ids = read_parquet(work.root / shard_name(k, work.num_shards), ["id"]).column("id")
             for rid in ids.to_pylist():
-                seen.setdefault(rid, files[k].name)
+                seen.setdefault(rid, k)
     return seen
 
 
@@ -149,3 +152,101 @@ def input_counts(work: ShardStore, n: int) -> dict[str, Any]:
         "no_answer_column": no_answer,
         "unparsable_golds": dict(sorted(bad_golds.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
+
+
+# --- a scaled-out first pass (`--num-workers W --worker-index I`, then `--merge`) -----------------
+
+
+def load_work(out: Path, identity: dict[str, Any], files: list[Path]) -> ShardStore:
+    """`--merge`'s view of `out/work`: every input file's work shard, sealed by the first-pass
+    workers under this identity, read without writing or cleaning anything (a worker may still be
+    running). A UserError names what is missing: which workers, which shards and input files, and
+    the command that makes them; or the settings that differ from the workers'."""
+    root = out / "work"
+    store = ShardStore(root, identity, len(files))
+    manifests = []
+    for path in sorted((root / "manifests").glob("worker-*.json")):
+        try:
+            manifests.append((path, json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue  # an unreadable manifest seals nothing
+    if not manifests:
+        raise UserError(
+            f"{root}: no first pass to merge: run `distill filter INPUT -o {out} --num-workers W "
+            "--worker-index I` for every I in [0, W) first (or leave out --merge to run it all here)"
+        )
+    for path, doc in manifests:
+        if doc.get("identity") != identity:
+            old = doc.get("identity") or {}
+            diffs = [k for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+            raise UserError(
+                f"{path}: that first-pass worker ran with another {' and '.join(diffs) or 'setting'} "
+                "than this merge; run the merge with the workers' input and settings (recipe, flags), "
+                "or rerun the workers into a new --output folder"
+            )
+    for _, doc in manifests:
+        for name, rec in (doc.get("shards") or {}).items():
+            if name not in store.shards and shard_ok(root / name, rec):
+                store.shards[name] = rec
+    missing = [k for k in range(len(files)) if shard_name(k, len(files)) not in store.shards]
+    if missing:
+        raise UserError(_missing_message(out, files, missing, [doc for _, doc in manifests]))
+    return store
+
+
+def _missing_message(out: Path, files: list[Path], missing: list[int], manifests: list[dict]) -> str:
+    def listed(ks: list[int]) -> str:
+        shown = ", ".join(f"{k} ({files[k].name})" for k in ks[:5])
+        return shown + (f" and {len(ks) - 5} more" if len(ks) > 5 else "")
+
+    head = f"{out / 'work'}: the first pass of {len(missing)} of {len(files)} input files is missing"
+    counts = {doc.get("num_workers") for doc in manifests}
+    if len(counts) != 1:  # workers of several W: by shard only
+        return f"{head}: work shards {listed(missing)}; rerun the workers that own them"
+    (w,) = counts
+    started = {doc.get("worker_index") for doc in manifests}
+    lines = []
+    for i in sorted({k % w for k in missing}):
+        ks = [k for k in missing if k % w == i]
+        state = "did not finish" if i in started else "never ran (no manifest)"
+        lines.append(
+            f"  worker {i} of {w} {state}: work shards {listed(ks)}; "
+            f"rerun it: distill filter INPUT -o {out} --num-workers {w} --worker-index {i}"
+        )
+    return head + ":\n" + "\n".join(lines)
+
+
+def mark_repeated_ids(keys: Keys, work: ShardStore, files: list[Path]) -> int:
+    """The `duplicate_id` input rejects over every input file, as one process's first pass marks
+    them (`_FirstPass.mark_input_rejects`): a first-pass worker sees only its own files (and those
+    sealed before it), so a row repeating an id of another worker's earlier file is marked here, in
+    `keys` and in its work shard (rewritten and recorded in `work`'s manifest: the output pass
+    reads the reject stages from it). Returns the number of rows marked."""
+    first: dict[str, int] = {}  # row id -> the input file of its first row
+    changed: dict[int, list[int]] = {}  # work shard -> its rows marked here
+    for k, (start, stop) in enumerate(keys.bounds):
+        for i in range(start, stop):
+            rid = keys.ids[i]
+            j = first.get(rid)
+            if j is None:  # its first row: no repeat
+                first[rid] = k
+                continue
+            want = ("input", f"duplicate_id: {rid!r} first in {files[j].name}")
+            if (keys.stage1[i], keys.reasons1[i]) != want:
+                keys.stage1[i], keys.reasons1[i] = want
+                changed.setdefault(k, []).append(i)
+    for k, rows in changed.items():
+        name = shard_name(k, work.num_shards)
+        start = keys.bounds[k][0]
+        table = read_parquet(work.root / name)
+        stages = table.column("reject_stage").to_pylist()
+        reasons = table.column("reject_reason").to_pylist()
+        for i in rows:
+            stages[i - start], reasons[i - start] = keys.stage1[i], keys.reasons1[i]
+        for column, values in (("reject_stage", stages), ("reject_reason", reasons)):
+            at = table.schema.get_field_index(column)
+            table = table.set_column(at, table.schema.field(at), pa.array(values, pa.string()))
+        bookkeeping = ("index", "rows", "bytes", "sha256", "sealed_at")
+        stats = {key: v for key, v in work.shards[name].items() if key not in bookkeeping}
+        work.register(write_shard(work.root, k, work.num_shards, table, stats))
+    return sum(len(rows) for rows in changed.values())
