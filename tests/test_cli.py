@@ -11,6 +11,7 @@ COMMANDS = [
     ["filter"],
     ["train-student"],
     ["manifest"],
+    ["card"],
     ["push"],
     ["run"],
     ["mix"],

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from distill.config import StrictModel
+from distill.errors import UserError
 from distill.provenance import atomic_write_text, git_commit, package_versions, utc_now
 
 CARD = "README.md"
@@ -405,30 +406,38 @@ def filter_body(
     ]
 
 
-def write_filter_cards(
-    out: Path, config: dict[str, Any], input_path: str, card: CardConfig, log=print
-) -> list[Path]:
-    """`README.md` in the filter's `sft/` and, where written, `pairs/`. `config`: the filter's
-    config as its manifest records it (the manifest is written after the cards: what it will say
-    is drawn here the same way)."""
-    out = Path(out)
-    filter_manifest = {
+def filter_record(config: dict[str, Any], input_path: str) -> dict[str, Any]:
+    """What the filter's manifest will say of how the set was made (it is written after the cards)."""
+    return {
+        "identity": {"stage": "filter"},
         "config": config,
         "input": {"path": input_path},
         "versions": package_versions(("math-verify", "datasketch", "vllm")),
         "git_commit": git_commit(),
         "finished_at": utc_now(),
     }
+
+
+def _generate_manifest(filter_manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of the `distill generate` folder a filter read ({} for traces made elsewhere)."""
+    path = (filter_manifest.get("input") or {}).get("path") or ""
+    gen = _read_json(Path(path) / "manifest.json") if path and Path(path).is_dir() else {}
+    return gen if (gen.get("identity") or {}).get("stage") == "generate" else {}
+
+
+def write_filter_cards(out: Path, filter_manifest: dict[str, Any], card: CardConfig, log=print) -> list[Path]:
+    """`README.md` in the filter's `sft/` and, where written, `pairs/`, from `filter_manifest` (the
+    filter's manifest, or `filter_record` before it is written), its report, the generate manifest
+    of its input, and the command line `sft/manifest.json` records."""
+    out = Path(out)
     report = _read_json(out / "report.json")
-    gen = _read_json(Path(input_path) / "manifest.json") if input_path and Path(input_path).is_dir() else {}
-    if (gen.get("identity") or {}).get("stage") not in (None, "generate"):
-        gen = {}
+    gen = _generate_manifest(filter_manifest)
     if not card.license:
         log(
-            "warning: filter.card.license is not set: the dataset card (sft/README.md) says `license: unknown`; "
+            "warning: card.license is not set: the dataset card (sft/README.md) says `license: unknown`; "
             "set it (the teacher's terms and the prompts' licenses decide it) before `distill push`"
         )
-    command = command_line()
+    command = _read_json(out / "sft" / "manifest.json").get("command")
     written = []
     for name, pairs in (("sft", False), ("pairs", True)):
         folder = out / name
@@ -449,16 +458,17 @@ def _source_body(path: str) -> list[str]:
         return [f"No filter manifest at {_code(str(filter_dir))}: provenance not recorded.", ""]
     folder = filter_dir / "sft"
     report = _read_json(filter_dir / "report.json")
-    source = (fm.get("input") or {}).get("path") or ""
-    gen = _read_json(Path(source) / "manifest.json") if source and Path(source).is_dir() else {}
     command = _read_json(folder / "manifest.json").get("command")
-    body = filter_body(folder, fm, report, gen, command)
+    body = filter_body(folder, fm, report, _generate_manifest(fm), command)
     return ["#" + line if line.startswith("#") else line for line in body]  # one level down
 
 
-def write_mix_card(out: Path, cfg_card: CardConfig, sources: list[dict[str, Any]], log=print) -> Path:
-    """`README.md` of a `distill mix` output: the sources and their rows, then each source's provenance."""
+def write_mix_card(out: Path, cfg_card: CardConfig, log=print) -> Path:
+    """`README.md` of a `distill mix` output: the sources and their rows (its manifest's `sources`),
+    then each source's provenance."""
     out = Path(out)
+    mix_manifest = _read_json(out / "manifest.json")
+    sources = mix_manifest.get("sources") or []
     card = cfg_card
     if not card.license:
         licenses = {_source_license(s["path"]) for s in sources}
@@ -469,7 +479,6 @@ def write_mix_card(out: Path, cfg_card: CardConfig, sources: list[dict[str, Any]
                 "warning: mix.card.license is not set (and the sources' cards do not agree on one): the "
                 "dataset card says `license: unknown`; set it before `distill push`"
             )
-    mix_manifest = _read_json(out / "manifest.json")
     body = ["## Sources", ""]
     body += _table(
         ["source", "rows taken", "rows available"],
@@ -494,3 +503,39 @@ def _source_license(path: str) -> str | None:
                 return None
             return value if value and value != NO_LICENSE else None
     return None
+
+
+def card_settings(folder: Path) -> CardConfig:
+    """The license and title an existing card gives (none: the defaults)."""
+    if not (folder / CARD).is_file():
+        return CardConfig()
+    from huggingface_hub import DatasetCard
+
+    data = DatasetCard.load(folder / CARD).data
+    license_ = data.license if data.license != NO_LICENSE else None
+    return CardConfig(license=license_, pretty_name=data.get("pretty_name"))
+
+
+def rewrite_cards(
+    path: Path, license_: str | None = None, pretty_name: str | None = None, log=print
+) -> list[Path]:
+    """`distill card`: write again the cards of a filter output (its `sft/`, `pairs/`) or a mix
+    output, from the manifests on disk: for a folder made before cards existed, or a new license.
+    The license and title not given are kept from the present card."""
+    path = Path(path)
+    filter_dir = path.parent if path.name in ("sft", "pairs") and (path.parent / "sft").is_dir() else path
+    manifest = _read_json(filter_dir / "manifest.json")
+    stage = (manifest.get("identity") or {}).get("stage")
+    if stage == "filter" and manifest.get("complete"):
+        folder = filter_dir / "sft"
+    elif stage == "mix" and manifest.get("complete"):
+        folder = filter_dir
+    else:
+        raise UserError(
+            f"{path}: not a finished `distill filter` or `distill mix` output folder (no complete manifest.json)"
+        )
+    settings = card_settings(folder)
+    card = CardConfig(license=license_ or settings.license, pretty_name=pretty_name or settings.pretty_name)
+    if folder is filter_dir:
+        return [write_mix_card(folder, card, log)]
+    return write_filter_cards(filter_dir, manifest, card, log)

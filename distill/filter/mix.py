@@ -135,7 +135,7 @@ def run_mix(cfg: MixConfig, log: Callable[[str], None] = print) -> dict:
         for s, c, sz in zip(cfg.sources, counts, sizes, strict=True)
     ]
     doc = merge_manifests(out, {"sources": sources, "git_commit": git_commit(), "command": command_line()})
-    write_mix_card(out, cfg.card, sources, log)
+    write_mix_card(out, cfg.card, log)
     atomic_write_text(out / "mix.json", json.dumps({"rows": total, "sources": sources}, indent=1))
     log(f"mixed {total} rows from {len(sources)} sources into {n_out} shards: {out}")
     return doc or {}

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill.errors import UserError
-from distill.filter.card import command_line, write_filter_cards
+from distill.filter.card import command_line, filter_record, write_filter_cards
 from distill.filter.plan import Keys, Plan
 from distill.filter.read import read_input, read_present
 from distill.filter.work import WORK_EXTRA, WORK_SCHEMA, FilterRun
@@ -125,7 +125,8 @@ def write_outputs(run: FilterRun, keys: Keys, plan: Plan, meanwhile: Callable[[]
     rejects.merge()
     if plan.pairs:
         _write_pairs(out, identity, plan, pair_rows)
-    write_filter_cards(out, run.cfg.model_dump(mode="json"), str(run.cfg.input.path), run.cfg.card, run.log)
+    record = filter_record(run.cfg.model_dump(mode="json"), str(run.cfg.input.path))
+    write_filter_cards(out, record, run.cfg.card, run.log)
     return result_of_meanwhile
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from distill.filter.card import DATA_GLOB, CardConfig, size_category
+from distill.errors import UserError
+from distill.filter.card import DATA_GLOB, CardConfig, rewrite_cards, size_category
 from distill.filter.config import FilterConfig
 from distill.filter.mix import MixConfig, run_mix
 from distill.filter.run import identity_of, run_filter
@@ -42,7 +44,10 @@ filter:
 
 
 def _header(path: Path) -> tuple[dict, str]:
-    text = path.read_text(encoding="utf-8")
+    return _header_of(path.read_text(encoding="utf-8"))
+
+
+def _header_of(text: str) -> tuple[dict, str]:
     assert text.startswith("---\n")
     head, body = text[4:].split("\n---\n", 1)
     return yaml.safe_load(head), body
@@ -72,7 +77,9 @@ def filtered(tmp_path_factory) -> Path:
     traces = quickstart_traces(root / "generate")
     problem = pq.read_table(traces / "data" / "train-00000-of-00002.parquet").column("problem")[0].as_py()
     bench = root / "bench.jsonl"
-    bench.write_text(json.dumps({"question": problem}) + "\n" + json.dumps({"question": "What is 7 x 8?"}) + "\n")
+    bench.write_text(
+        json.dumps({"question": problem}) + "\n" + json.dumps({"question": "What is 7 x 8?"}) + "\n"
+    )
     (root / "recipe.yaml").write_text(RECIPE)
     argv = ["filter", str(traces), "-o", str(root / "filter"), "--recipe", str(root / "recipe.yaml")]
     argv += ["--decontaminate", str(bench)]
@@ -95,9 +102,9 @@ def test_the_sft_card_header_is_what_the_hub_reads(filtered):
     ]
     # the configs' files are exactly the shards the manifest records
     shards = json.loads((filtered / "sft" / "manifest.json").read_text())["shards"]
-    assert sorted(p.relative_to(filtered / "sft").as_posix() for p in (filtered / "sft").glob(DATA_GLOB)) == sorted(
-        shards
-    )
+    assert sorted(
+        p.relative_to(filtered / "sft").as_posix() for p in (filtered / "sft").glob(DATA_GLOB)
+    ) == sorted(shards)
 
 
 def test_the_sft_card_body_comes_from_the_manifests_and_the_report(filtered):
@@ -109,7 +116,11 @@ def test_the_sft_card_body_comes_from_the_manifests_and_the_report(filtered):
     assert "prompts read from `data/arithmetic/train.jsonl`" in body
     assert "| `arithmetic` |" in body
     # verifiers and their policies
-    assert "math → `math`" in body and "answer format `lenient`" in body and "on a verifier error: `exclude`" in body
+    assert (
+        "math → `math`" in body
+        and "answer format `lenient`" in body
+        and "on a verifier error: `exclude`" in body
+    )
     # the funnel and the reject reasons, as the report counts them
     for f in report["funnel"]:
         assert f"| {f['stage']} | {f['dropped']} | {f['rows']} |" in body
@@ -139,7 +150,7 @@ def test_pairs_get_a_card_too(filtered):
     meta, _ = _header(filtered / "pairs" / "README.md")
     assert {"preference", "dpo"} <= set(meta["tags"])
     rows, splits, columns = _load(filtered / "pairs")
-    assert rows == json.loads((filtered / "report.json").read_text())["pairs"] > 0
+    assert splits == ["train"] and rows == json.loads((filtered / "report.json").read_text())["pairs"] > 0
     assert "chosen" in columns and "rejected" in columns
 
 
@@ -153,6 +164,10 @@ def test_a_mix_output_gets_a_card_with_its_sources_provenance(filtered, tmp_path
     assert "#### Funnel" in body or "### Funnel" in body  # the source's own provenance, one level down
     assert "revision `642210b1c5ff0a9f`" in body
     assert _load(tmp_path / "mix")[0] == 5
+    assert rewrite_cards(tmp_path / "mix", "cc-by-4.0", log=lambda m: None) == [
+        tmp_path / "mix" / "README.md"
+    ]
+    assert _header(tmp_path / "mix" / "README.md")[0]["license"] == "cc-by-4.0"
 
 
 def test_an_unset_license_is_unknown_with_a_warning(tmp_path):
@@ -171,3 +186,31 @@ def test_the_card_settings_are_not_part_of_the_outputs_identity(tmp_path):
     plain = FilterConfig(input=str(files[0]))
     licensed = FilterConfig(input=str(files[0]), card=CardConfig(license="mit"))
     assert identity_of(plain, files) == identity_of(licensed, files)
+
+
+def test_distill_card_writes_the_cards_again_with_a_new_license(filtered, tmp_path):
+    """A folder made before cards existed (no README.md), then a license set afterwards: the filter
+    itself leaves a complete folder alone, `distill card` writes the cards from the manifests."""
+    folder = tmp_path / "filter"
+    shutil.copytree(filtered, folder)
+    before = (folder / "sft" / "README.md").read_text()
+    for name in ("sft", "pairs"):
+        (folder / name / "README.md").unlink()
+    out = subprocess.run([*DISTILL, "card", str(folder), "--license", "mit"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(folder / "sft" / "README.md"), str(folder / "pairs" / "README.md")]
+    meta, body = _header(folder / "sft" / "README.md")
+    assert meta["license"] == "mit" and meta["pretty_name"].endswith(
+        "filter/sft"
+    )  # no card: the default title
+
+    def made(text: str) -> str:  # what the manifests and the report say (not the time it was written)
+        return text.split("## Teacher and sampling")[1].split("- finished:")[0]
+
+    assert made(body) == made(_header_of(before)[1])
+    assert f"distill filter {filtered.parent / 'generate'}" in body
+    rewrite_cards(folder / "sft", pretty_name="Renamed")  # the license is kept from the card
+    meta, _ = _header(folder / "sft" / "README.md")
+    assert (meta["license"], meta["pretty_name"]) == ("mit", "Renamed")
+    with pytest.raises(UserError, match="not a finished"):
+        rewrite_cards(tmp_path)
