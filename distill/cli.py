@@ -11,7 +11,6 @@ them on the terminal instead.
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import typer
@@ -41,7 +40,6 @@ app.add_typer(data_app, name="data")
 def _register() -> None:
     from distill.data.command import arithmetic_command
     from distill.eval.command import eval_command
-    from distill.filter.card_command import card_command
     from distill.filter.command import filter_command
     from distill.filter.mix_command import mix_command
     from distill.generate.command import generate_command
@@ -60,7 +58,6 @@ def _register() -> None:
     app.command("eval", no_args_is_help=True)(eval_command)
     app.command("verify", no_args_is_help=True)(verify_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
-    app.command("card", no_args_is_help=True)(card_command)
     app.command("push", no_args_is_help=True)(push_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)
@@ -81,17 +78,27 @@ _register()
 
 
 INTERRUPTED = "interrupted: run the same command again to resume where it stopped"
+PREEMPTED = (
+    "stopped by SIGTERM. What was finished is kept (sealed shards; generate's journal of finished "
+    "requests; train's checkpoints): run the same command again to resume, and only unfinished "
+    "work is redone"
+)
 
 
 def main() -> None:
     """Entry point: user errors become one red line and exit code 2, never a traceback. SIGTERM
-    (`kill`, `docker stop`, a batch scheduler) stops a stage the way Ctrl-C does: its `with`
-    blocks close its worker processes and files, and a rerun resumes."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    (`kill`, `docker stop`, Slurm and Kubernetes before they preempt) raises Preempted (see
+    distill/signals.py): the stage unwinds through its `finally` blocks (generate flushes its
+    journal; engines stop their worker processes), says how to resume and exits with 143."""
     from distill.logs import report_failure
+    from distill.signals import EXIT_CODE, Preempted, preemptible
 
     try:
-        app()
+        with preemptible():
+            app()
+    except Preempted:
+        print(PREEMPTED, file=sys.stderr)
+        sys.exit(EXIT_CODE)
     except UserError as exc:
         from rich.console import Console
 

@@ -29,6 +29,7 @@ from distill.errors import UserError
 from distill.logs import ENV_FILE, ENV_IN_RUN
 from distill.progress import duration
 from distill.provenance import atomic_write_text, sha256_file, utc_now
+from distill.signals import call_forwarding
 from distill.stages import RunConfig, load_stage_config, read_recipe
 
 ORDER = ("generate", "filter", "mix", "train", "eval")
@@ -152,7 +153,9 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
         if stage == "train" and cfg.train_launcher:
             launcher = shlex.split(cfg.train_launcher)
         stage_log = run / LOGS / f"{stage}.log"
-        code = subprocess.call(
+        # SIGTERM to `distill run` (PID 1 in a container) is passed on to the stage, which stops
+        # cleanly (generate flushes its journal) before this process exits
+        code = call_forwarding(
             [*launcher, "-m", "distill.cli", *argv, "--recipe", str(resolved)],
             env={**os.environ, ENV_FILE: str(stage_log), ENV_IN_RUN: "1"},
             stdout=_stderr_fd(),  # the stages' lines are for the user; stdout: the run folder

@@ -87,7 +87,11 @@ class VLLMEngine(Engine):
 
             # its own row: the generation's rate and ETA start when the engine takes prompts
             with phase(f"starting vLLM ({self.teacher})"):
-                self._llm = LLM(**{**self._kwargs, "seed": seed})
+                try:
+                    self._llm = LLM(**{**self._kwargs, "seed": seed})
+                except BaseException:  # SIGTERM or a failure mid-start: no engine process may outlive us
+                    stop_engine_processes()
+                    raise
             self.tokenizer = self._llm.get_tokenizer()
             self.max_model_len = self._llm.llm_engine.model_config.max_model_len
         return self._llm
@@ -167,3 +171,31 @@ class VLLMEngine(Engine):
             with contextlib.suppress(Exception):
                 self._llm.llm_engine.engine_core.shutdown()
             self._llm = None
+            stop_engine_processes()
+
+
+def stop_engine_processes(grace: float = 5.0) -> None:
+    """Stop the vLLM processes this process started (EngineCore, its workers) that are still alive:
+    vLLM's own shutdown misses them when it is interrupted (SIGTERM mid-start, or mid-shutdown),
+    and an orphaned engine keeps its memory (GBs) until someone kills it."""
+    try:
+        import psutil  # a dependency of vLLM
+    except ImportError:
+        return
+    with contextlib.suppress(psutil.Error):
+        procs = [p for p in psutil.Process().children(recursive=True) if _is_engine(p)]
+        _, alive = psutil.wait_procs(procs, timeout=grace)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(alive, timeout=grace)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
+
+def _is_engine(proc) -> bool:
+    try:
+        return proc.name().startswith("VLLM") or "vllm" in " ".join(proc.cmdline()[:3]).lower()
+    except Exception:
+        return False

@@ -29,3 +29,9 @@ class GenerateConfig(StrictModel):
     shard_size: int = Field(512, ge=1, description="Prompts per Parquet shard (the unit of resume).")
     num_workers: int = Field(1, ge=1, description="Independent jobs sharing the input (scale-out).")
     worker_index: int = Field(0, ge=0, description="This job's index in [0, num_workers).")
+    journal_flush_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="How often finished requests of unsealed shards are written to the journal: "
+        "the most a SIGKILL can lose besides the requests in flight (0: after every request).",
+    )

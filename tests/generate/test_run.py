@@ -1,4 +1,6 @@
-"""Real vLLM on the CPU with the built-in model: n>1 sampling, SIGKILL + resume, truncated shards."""
+"""Real vLLM on the CPU with the built-in model: n>1 sampling, truncated shards, and the journal:
+a SIGKILL mid-shard, then a SIGTERM to the generate process alone, then a run to the end, which
+sends only the requests that neither sealed shards nor the journal hold."""
 
 from __future__ import annotations
 
@@ -10,16 +12,18 @@ import subprocess
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from distill.inputs import InputConfig, read_prompts
 from distill.schema import sample_id_for
+from distill.shards import shard_name
 from tests.conftest import DATA, DISTILL
 
 pytestmark = pytest.mark.slow
 
-N_PROMPTS, N_SAMPLES, SHARD, MAX_TOKENS = 16, 2, 2, 48
+N_PROMPTS, N_SAMPLES, SHARD, MAX_TOKENS = 16, 2, 4, 48
 SAMPLING = {
     "n": N_SAMPLES,
     "temperature": 0.6,
@@ -37,6 +41,7 @@ def write_recipe(path: Path) -> Path:
   teacher: {{model: smollm2-135m, max_model_len: 1024, max_in_flight: {SHARD}}}
   sampling: {{num_samples: {N_SAMPLES}, max_tokens: {MAX_TOKENS}}}
   shard_size: {SHARD}
+  journal_flush_seconds: 0
 """
     )
     return path
@@ -68,6 +73,28 @@ def sealed_in_manifest(out: Path) -> list[str]:
     return names
 
 
+def journaled(out: Path) -> set[tuple[int, int]]:
+    """(shard, prompt index) of every finished request in the journal, read with pyarrow alone."""
+    got = set()
+    for seg in (out / "journal").glob("shard-*/seg-*.arrow"):
+        with contextlib.suppress(OSError, ValueError, KeyError, pa.ArrowInvalid):
+            meta = json.loads(pa.ipc.open_file(pa.memory_map(str(seg))).schema.metadata[b"distill.journal"])
+            got |= {(meta["shard"], i) for i, _ in meta["prompts"]}
+    return got
+
+
+def session_processes(sid: int) -> list[str]:
+    """Command names of the live processes in session `sid` (a process started with start_new_session)."""
+    names = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2 :].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                names.append(text[text.index("(") + 1 : text.rindex(")")])
+    return names
+
+
 def read_ids(out: Path) -> list[str]:
     return [
         i
@@ -87,20 +114,52 @@ def resumed_run(tmp_path_factory, builtin_model):
         deadline = time.monotonic() + 600
         while not sealed_in_manifest(out) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
+        # mid-shard: one shard sealed and some of another's requests finished
+        while not journaled(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     sealed = sealed_in_manifest(out)
+    kept = journaled(out)
     before = {k: v for k, v in shard_files(out).items() if f"data/{k}" in sealed}
     partials = list((out / "data").glob(".*.tmp-*"))
-    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    # the second run: SIGTERM to the generate process alone (as Kubernetes sends it to PID 1)
+    with open(tmp / "second.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        deadline = time.monotonic() + 600
+        while (  # until the engine has finished a request of this run
+            len(sealed_in_manifest(out)) < len(sealed) + 2
+            and journaled(out) <= kept
+            and proc.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        termed = time.monotonic()
+        try:
+            proc.wait(timeout=120)
+        finally:
+            exit_seconds = time.monotonic() - termed
+            time.sleep(2)
+            survivors = session_processes(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # never leave an engine behind, whatever the test says
+    second = {"code": proc.returncode, "seconds": exit_seconds, "survivors": survivors}
+    second["log"] = (tmp / "second.log").read_text()
+    sealed_2, kept_2 = sealed_in_manifest(out), journaled(out)
+    third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     return {
         "out": out,
         "cmd": cmd,
         "env": env,
         "sealed": sealed,
+        "kept": kept,
         "before": before,
         "partials": partials,
         "second": second,
+        "sealed_2": sealed_2,
+        "kept_2": kept_2,
+        "third": third,
     }
 
 
@@ -108,8 +167,18 @@ def test_killed_run_resumes_exactly_once(resumed_run):
     r = resumed_run
     total = N_PROMPTS // SHARD
     assert 1 <= len(r["sealed"]) < total, "the kill must land after one shard is sealed and before the end"
-    assert r["second"].returncode == 0, r["second"].stderr[-2000:]
-    assert f"resuming: {len(r['sealed'])} of {total} shards already sealed" in r["second"].stderr
+    assert r["kept"], "the kill must land after some requests of an unsealed shard finished"
+    kept = {(k, i) for k, i in r["kept"] if f"data/{shard_name(k, total)}" not in r["sealed"]}
+    to_send = N_PROMPTS - SHARD * len(r["sealed"]) - len(kept)
+    assert f"resuming: {len(kept)} finished prompts from the journal" in r["second"]["log"]
+    assert f"{to_send} requests to send" in r["second"]["log"], r["second"]["log"][-2000:]
+    assert r["third"].returncode == 0, r["third"].stderr[-2000:]
+    assert f"resuming: {len(r['sealed_2'])} of {total} shards already sealed" in r["third"].stderr
+    # only what neither a sealed shard nor the journal held was sent to the engine again
+    unsealed_kept = {(k, i) for k, i in r["kept_2"] if f"data/{shard_name(k, total)}" not in r["sealed_2"]}
+    expected_sent = N_PROMPTS - SHARD * len(r["sealed_2"]) - len(unsealed_kept)
+    assert f"sent {expected_sent} requests to the teacher" in r["third"].stderr, r["third"].stderr[-2000:]
+    assert not (r["out"] / "journal").exists(), "the journal of sealed shards is deleted"
     ids = read_ids(r["out"])
     assert len(ids) == len(set(ids)), "duplicate samples after resume"
     assert set(ids) == expected_ids(), "missing or unexpected samples after resume"
@@ -119,6 +188,53 @@ def test_killed_run_resumes_exactly_once(resumed_run):
     assert len(r["partials"]) <= 1
     manifest = json.loads((r["out"] / "manifest.json").read_text())
     assert manifest["complete"] and manifest["totals"]["rows"] == N_PROMPTS * N_SAMPLES
+
+
+def test_sigterm_flushes_the_journal_and_stops_every_engine_process(resumed_run):
+    second = resumed_run["second"]
+    assert second["code"] == 143, second["log"][-2000:]
+    assert second["seconds"] < 30, f"took {second['seconds']:.1f} s to stop after SIGTERM"
+    assert "stopped by SIGTERM" in second["log"] and "run the same command again" in second["log"]
+    assert second["survivors"] == [], f"processes outlived the stage: {second['survivors']}"
+    # what the second run finished is in the journal or in a newly sealed shard
+    assert (
+        len(resumed_run["sealed_2"]) > len(resumed_run["sealed"])
+        or resumed_run["kept_2"] > resumed_run["kept"]
+    )
+
+
+def test_sigterm_while_the_engine_starts_leaves_no_process(tmp_path, builtin_model):
+    out, recipe = tmp_path / "out", write_recipe(tmp_path / "r.yaml")
+    cmd = [*DISTILL, "generate", str(DATA / "gsm8k_test.jsonl"), "-o", str(out), "--recipe", str(recipe)]
+    log_path = out / "logs" / "generate.log"
+    with open(tmp_path / "run.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        # vLLM has started its engine process and is loading the model in it
+        while (
+            proc.poll() is None
+            and time.monotonic() < deadline
+            and not any(n.startswith("VLLM") for n in session_processes(proc.pid))
+        ):
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before its engine started"
+        proc.send_signal(signal.SIGTERM)
+        termed = time.monotonic()
+        try:
+            code = proc.wait(timeout=120)
+        finally:
+            seconds = time.monotonic() - termed
+            time.sleep(2)
+            survivors = session_processes(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = (tmp_path / "run.log").read_text()
+    assert code == 143 and "stopped by SIGTERM" in text, text[-2000:] + (
+        log_path.read_text()[-2000:] if log_path.exists() else ""
+    )
+    assert seconds < 30, f"took {seconds:.1f} s to stop"
+    assert survivors == [], f"processes outlived the stage: {survivors}"
+    assert not sealed_in_manifest(out) and read_ids(out) == []
 
 
 def test_samples_are_real_and_well_formed(resumed_run):
