@@ -124,6 +124,20 @@ def test_a_hub_error_is_one_line_without_the_token(sft, tmp_path):
     assert "Traceback" not in out.stderr and TOKEN not in out.stdout + out.stderr
 
 
+def test_the_token_of_hf_auth_login_is_used(sft, hub, tmp_path):
+    """No HF_TOKEN: the token `hf auth login` saved (HF_HOME/token) goes in the header, not the output."""
+    env = _push_env(tmp_path, HF_HUB_DISABLE_XET="1")
+    del env["HF_TOKEN"]
+    Path(env["HF_HOME"]).mkdir(parents=True)
+    (Path(env["HF_HOME"]) / "token").write_text(TOKEN)
+    out = _push(sft, env, "--repo", "me/arith", "--endpoint", hub.url)
+    assert out.returncode == 0, out.stderr
+    assert TOKEN not in out.stdout + out.stderr
+    (create,) = hub.find("POST", "/api/repos/create")
+    assert create.headers["authorization"] == f"Bearer {TOKEN}"
+    assert hub.find("POST", "/api/datasets/me/arith/commit/main")
+
+
 def test_no_token_is_a_clear_error(sft, tmp_path):
     env = _push_env(tmp_path)
     del env["HF_TOKEN"]
