@@ -44,7 +44,9 @@ class CardConfig(StrictModel):
         description="The set's license as the hub names it (e.g. apache-2.0, mit, cc-by-4.0, other): "
         "mind the teacher's terms and the prompts' licenses. Unset: `unknown`, with a warning.",
     )
-    pretty_name: str | None = Field(None, description="The card's title (default: the folder's name).")
+    pretty_name: str | None = Field(
+        None, description="The card's title (default: the last three parts of the folder's path)."
+    )
 
 
 def command_line() -> str | None:
