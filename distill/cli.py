@@ -40,6 +40,7 @@ app.add_typer(data_app, name="data")
 def _register() -> None:
     from distill.data.command import arithmetic_command
     from distill.eval.command import eval_command
+    from distill.filter.card_command import card_command
     from distill.filter.command import filter_command
     from distill.filter.mix_command import mix_command
     from distill.generate.command import generate_command
@@ -58,6 +59,7 @@ def _register() -> None:
     app.command("eval", no_args_is_help=True)(eval_command)
     app.command("verify", no_args_is_help=True)(verify_command)
     app.command("manifest", no_args_is_help=True)(manifest_command)
+    app.command("card", no_args_is_help=True)(card_command)
     app.command("push", no_args_is_help=True)(push_command)
     models_app.command("prepare")(models_prepare)
     models_app.command("path")(models_path)
