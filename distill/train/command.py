@@ -1,7 +1,7 @@
 """`distill train-student`: the command (arguments -> config -> stage).
 
     distill train-student DATA -o DIR [--recipe FILE] [--model M] [--max-length L]
-                          [--epochs E | --max-steps N] [--lora] [--resume]
+                          [--epochs E | --max-steps N] [--lora] [--resume] [--prepare-only]
 
 Multi-GPU / multi-node, same code: prefix with
     accelerate launch --config_file recipes/accelerate/zero3.yaml -m distill.cli train-student ...
@@ -35,6 +35,14 @@ def train_student_command(
     ] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint in --output.")
+    ] = False,
+    prepare_only: Annotated[
+        bool,
+        typer.Option(
+            "--prepare-only",
+            help="Read and tokenize the data into OUTPUT/.tokenized/, then stop (no model is loaded); "
+            "a later run into OUTPUT starts from it.",
+        ),
     ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Libraries' logs on the terminal, not in the log file.")
@@ -75,7 +83,22 @@ def train_student_command(
 
         main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`: one progress
         with stage_progress() if main_process else contextlib.nullcontext():
-            manifest = train(config)
+            if prepare_only:
+                from distill.train.run import prepare_only as prepare_data
+
+                prepared = prepare_data(config)
+                manifest = {}
+            else:
+                manifest = train(config)
+    if prepare_only:
+        if main_process:
+            typer.echo(
+                f"{output}: prepared {prepared['rows_kept']} rows ({prepared['tokens']} tokens), "
+                f"dropped rows {prepared['dropped']}" + log_note(),
+                err=True,
+            )
+            result(str(output))
+        return
     if manifest:
         steps = manifest["training"]
         loss = steps.get("train_loss")

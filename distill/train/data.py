@@ -10,6 +10,14 @@ never trained on. A row is kept or dropped with a reason, and every reason is co
 - template_mismatch: the template renders this row inconsistently (see template.py);
 - too_long: more than max_length tokens (cut to max_length instead with `truncate: true`);
 - no_answer_tokens: with truncate, the cut left no assistant token.
+
+Arrow end to end, in batches: `read_conversations` streams the files (Parquet record batches, JSONL
+lines) BATCH_ROWS rows at a time, validates each batch and appends the usable conversations to an
+Arrow stream file (`conversations.arrow`, with each row's origin `file#row`); `tokenize_all` maps
+that file, memory-mapped, with `datasets.map(batched=True, num_proc=...)` into Arrow files of
+input_ids + labels (int32) holding only the kept rows. No process holds every conversation in
+Python: the multi-turn check and the drop accounting (counts, and one small record per dropped
+row) are done batch by batch; memory grows with the batch, not with the data.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,19 +39,30 @@ from distill.train.template import TemplateMismatch, assistant_spans, tokenize_w
 
 ROLES = ("system", "user", "assistant")
 DATA_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+BATCH_ROWS = 1024  # rows read, validated and written at a time
+MAP_BATCH = 64  # rows per tokenization batch
+CONVERSATIONS = "conversations.arrow"
+READ_SUMMARY = "read.json"
+TOKENS_META = "meta.json"
 
 
 @dataclass
 class Conversations:
-    """What was read: the conversations kept so far, where each came from, and what was dropped."""
+    """What was read: counts, the fingerprint, what was dropped, and where the kept rows are.
 
-    messages: list[list[dict[str, str]]] = field(default_factory=list)
-    origins: list[str] = field(default_factory=list)
-    dropped: list[dict[str, Any]] = field(default_factory=list)
+    The kept conversations themselves are in `dataset` (Arrow, memory-mapped: columns `messages`
+    and `origin`), or None for a summary loaded without them (a process that uses a cache).
+    """
+
     files: list[str] = field(default_factory=list)
     fingerprint: str = ""
     manifest_sha256: str | None = None
     rows_read: int = 0
+    rows_kept: int = 0  # rows that passed reading (before tokenization)
+    multi_turn: bool = False  # some conversation has 2+ assistant turns (the template probe uses two)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
+    dataset: Any = None
+    _tmp: list[Any] = field(default_factory=list, repr=False)  # temporary folders the files live in
 
     def drop(self, origin: str, reason: str, **extra: Any) -> None:
         self.dropped.append({"source": origin, "reason": reason, **extra})
@@ -49,10 +70,31 @@ class Conversations:
     def drop_counts(self) -> dict[str, int]:
         return dict(Counter(d["reason"] for d in self.dropped))
 
-    @property
-    def multi_turn(self) -> bool:
-        """Whether any conversation has more than one assistant turn (the template is then probed with two)."""
-        return any(sum(m["role"] == "assistant" for m in conv) > 1 for conv in self.messages)
+    def __len__(self) -> int:
+        return self.rows_kept
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "fingerprint": self.fingerprint,
+            "manifest_sha256": self.manifest_sha256,
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "multi_turn": self.multi_turn,
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def load(cls, folder: Path, with_dataset: bool = True) -> Conversations | None:
+        """What `read_conversations(..., folder)` wrote there (None when it is not complete)."""
+        summary = folder / READ_SUMMARY
+        if not summary.is_file() or (with_dataset and not (folder / CONVERSATIONS).is_file()):
+            return None
+        conv = cls(**json.loads(summary.read_text(encoding="utf-8")))
+        conv.dataset = None
+        if with_dataset:
+            conv.dataset = _load_arrow([folder / CONVERSATIONS])
+        return conv
 
 
 def data_files(path: str | Path) -> list[Path]:
@@ -61,6 +103,21 @@ def data_files(path: str | Path) -> list[Path]:
     if path.is_file() and not path.name.endswith(DATA_SUFFIXES):
         raise UserError(f"{path}: expected a .parquet, .jsonl or .jsonl.gz file")
     return shard_files(path, DATA_SUFFIXES, what="training data")
+
+
+def data_fingerprint(path: str | Path) -> tuple[list[Path], str, str | None]:
+    """(files, fingerprint, sha256 of the folder's manifest.json): the files' names and bytes hashed, no row parsed."""
+    files = data_files(path)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(sha256_file(f).encode())
+    manifest = Path(path) / "manifest.json"
+    manifest_sha256 = None
+    if manifest.is_file():
+        manifest_sha256 = sha256_file(manifest)
+        digest.update(manifest_sha256.encode())
+    return files, digest.hexdigest()[:16], manifest_sha256
 
 
 def normalize_messages(value: Any) -> list[dict[str, str]] | None:
@@ -83,31 +140,66 @@ def normalize_messages(value: Any) -> list[dict[str, str]] | None:
     return out
 
 
-def read_conversations(path: str | Path) -> Conversations:
-    """Every conversation in the file or folder `path`; bad rows are counted, bad files are UserErrors."""
-    files = data_files(path)
-    conv = Conversations(files=[str(f) for f in files])
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.name.encode())
-        digest.update(sha256_file(f).encode())
-        rows = _read_parquet(f) if f.name.endswith(".parquet") else _read_jsonl(f, conv)
-        for index, value in rows:
-            conv.rows_read += 1
-            origin = f"{f.name}#{index}"
-            messages = normalize_messages(value)
-            if messages is None:
-                conv.drop(origin, "malformed_messages")
-            elif not any(m["role"] == "assistant" and m["content"] for m in messages):
-                conv.drop(origin, "no_assistant_turn")
-            else:
-                conv.messages.append(messages)
-                conv.origins.append(origin)
-    manifest = Path(path) / "manifest.json"
-    if manifest.is_file():
-        conv.manifest_sha256 = sha256_file(manifest)
-        digest.update(conv.manifest_sha256.encode())
-    conv.fingerprint = digest.hexdigest()[:16]
+def read_conversations(path: str | Path, folder: str | Path | None = None) -> Conversations:
+    """Every usable conversation in the file or folder `path`, written to `folder`/conversations.arrow.
+
+    Bad rows are counted, bad files are UserErrors. Without `folder`, a temporary one (removed with
+    the returned object). `folder`/read.json gets the summary (`Conversations.load` reads both back).
+    """
+    import pyarrow as pa
+
+    from distill.schema import MESSAGE_TYPE
+
+    conversation_type = pa.list_(MESSAGE_TYPE)
+    files, fingerprint, manifest_sha256 = data_fingerprint(path)
+    conv = Conversations(
+        files=[str(f) for f in files], fingerprint=fingerprint, manifest_sha256=manifest_sha256
+    )
+    if folder is None:
+        conv._tmp.append(tempfile.TemporaryDirectory(prefix="distill-conversations-"))
+        folder = conv._tmp[-1].name
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / CONVERSATIONS
+    partial = target.with_name(target.name + ".partial")
+    schema = pa.schema([pa.field("messages", conversation_type), pa.field("origin", pa.string())])
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        messages: list[list[dict[str, str]]] = []
+        origins: list[str] = []
+
+        def flush() -> None:
+            if messages:
+                batch = pa.record_batch(
+                    [pa.array(messages, type=conversation_type), pa.array(origins, type=pa.string())],
+                    schema=schema,
+                )
+                writer.write_batch(batch)
+                messages.clear()
+                origins.clear()
+
+        for f in files:
+            rows = _read_parquet(f) if f.name.endswith(".parquet") else _read_jsonl(f, conv)
+            for index, value in rows:
+                conv.rows_read += 1
+                origin = f"{f.name}#{index}"
+                normalized = normalize_messages(value)
+                if normalized is None:
+                    conv.drop(origin, "malformed_messages")
+                    continue
+                answers = sum(m["role"] == "assistant" for m in normalized)
+                if not any(m["role"] == "assistant" and m["content"] for m in normalized):
+                    conv.drop(origin, "no_assistant_turn")
+                    continue
+                conv.multi_turn = conv.multi_turn or answers > 1
+                messages.append(normalized)
+                origins.append(origin)
+                conv.rows_kept += 1
+                if len(messages) >= BATCH_ROWS:
+                    flush()
+        flush()
+    partial.replace(target)
+    (folder / READ_SUMMARY).write_text(json.dumps(conv.summary()), encoding="utf-8")
+    conv.dataset = _load_arrow([target])
     return conv
 
 
@@ -136,40 +228,93 @@ def tokenize_all(
     max_length: int,
     truncate: bool,
     num_proc: int | None = None,
+    folder: str | Path | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[Any, dict[str, int]]:
     """A datasets.Dataset of input_ids + labels for the kept rows; drops are added to `conv.dropped`.
 
-    Returns the dataset and token counts (tokens, answer_tokens) of the kept rows.
+    `conv.dataset` is mapped in batches (`num_proc` processes) straight into Arrow files in
+    `folder` (tokens*.arrow; a temporary folder when None), which the returned dataset
+    memory-maps. Each worker appends its drops to drops-RANK.jsonl there; they are added to
+    `conv.dropped` in row order. Returns the dataset and token counts (tokens, answer_tokens) of
+    the kept rows.
     """
-    from datasets import Dataset
+    from datasets import Features, List, Value
 
-    def _map(batch: dict[str, list]) -> dict[str, list]:
-        out: dict[str, list] = {k: [] for k in ("input_ids", "labels", "reason", "length", "answer")}
-        for messages in batch["messages"]:
+    if conv.dataset is None:
+        raise ValueError(
+            "tokenize_all needs the conversations themselves (read_conversations), not a summary"
+        )
+    if folder is None:
+        conv._tmp.append(tempfile.TemporaryDirectory(prefix="distill-tokens-"))  # lives as long as `conv`
+        folder = conv._tmp[-1].name
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in [*folder.glob("tokens*.arrow"), *folder.glob("drops-*.jsonl"), folder / TOKENS_META]:
+        stale.unlink(missing_ok=True)
+
+    def _map(batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "labels": []}
+        drops = []
+        for messages, origin in zip(batch["messages"], batch["origin"], strict=True):
             ids, labels, reason = tokenize_conversation(tokenizer, template, messages, max_length, truncate)
-            keep = reason is None
-            out["input_ids"].append(ids if keep else [])
-            out["labels"].append(labels if keep else [])
-            out["reason"].append(reason or "")
-            out["length"].append(len(ids))
-            out["answer"].append(sum(1 for t in labels if t != -100) if keep else 0)
+            if reason is None:
+                out["input_ids"].append(ids)
+                out["labels"].append(labels)
+            else:
+                drops.append({"source": origin, "reason": reason, "tokens": len(ids)})
+        if drops:
+            with open(folder / f"drops-{rank or 0:05d}.jsonl", "a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(d) + "\n" for d in drops)
         return out
 
-    raw = Dataset.from_dict({"messages": conv.messages})
-    mapped = raw.map(_map, batched=True, batch_size=64, num_proc=num_proc, remove_columns=["messages"])
-    reasons, lengths, answers = mapped["reason"], mapped["length"], mapped["answer"]
-    kept = []
-    for i, (origin, reason) in enumerate(zip(conv.origins, reasons, strict=True)):
-        if reason:
-            conv.drop(origin, reason, tokens=lengths[i])
-        else:
-            kept.append(i)
-    dataset = mapped.select(kept).select_columns(["input_ids", "labels"]).flatten_indices()
-    stats = {"tokens": sum(lengths[i] for i in kept), "answer_tokens": sum(answers[i] for i in kept)}
-    return dataset, stats
+    features = Features({"input_ids": List(Value("int32")), "labels": List(Value("int32"))})
+    num_proc = num_proc if num_proc and num_proc > 1 and len(conv.dataset) > 1 else None
+    mapped = conv.dataset.map(
+        _map,
+        batched=True,
+        batch_size=MAP_BATCH,
+        num_proc=num_proc,
+        with_rank=True,
+        remove_columns=conv.dataset.column_names,
+        features=features,
+        cache_file_name=str(folder / "tokens.arrow"),
+        new_fingerprint=fingerprint or hashlib.sha256(str(folder).encode()).hexdigest()[:16],
+        desc="tokenizing",
+    )
+    for drops in sorted(folder.glob("drops-*.jsonl")):
+        with open(drops, encoding="utf-8") as fh:
+            conv.dropped.extend(json.loads(line) for line in fh)
+    names = [Path(f["filename"]).name for f in mapped.cache_files]
+    dataset = load_tokens(folder, names) if names else mapped
+    return dataset, token_stats(dataset)
 
 
-def _read_parquet(path: Path):
+def token_stats(dataset: Any) -> dict[str, int]:
+    """tokens and answer_tokens (labels other than -100) of a tokenized dataset, counted in Arrow batches."""
+    import pyarrow.compute as pc
+
+    tokens = answer = 0
+    for batch in dataset.with_format("arrow").iter(batch_size=4096):
+        ids, labels = batch.column("input_ids"), batch.column("labels")
+        tokens += int(pc.sum(pc.list_value_length(ids)).as_py() or 0)
+        answer += int(pc.sum(pc.not_equal(pc.list_flatten(labels), -100)).as_py() or 0)
+    return {"tokens": tokens, "answer_tokens": answer}
+
+
+def load_tokens(folder: Path, names: list[str]) -> Any:
+    """The tokenized dataset in `folder` (the Arrow files `names`), memory-mapped."""
+    return _load_arrow([Path(folder) / name for name in names])
+
+
+def _load_arrow(paths: list[Path]) -> Any:
+    from datasets import Dataset, concatenate_datasets
+
+    parts = [Dataset.from_file(str(p)) for p in paths]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int, Any]]:
     import pyarrow.parquet as pq
 
     try:
@@ -179,13 +324,13 @@ def _read_parquet(path: Path):
     if "messages" not in pf.schema_arrow.names:
         raise UserError(f"{path}: no `messages` column (columns: {', '.join(pf.schema_arrow.names)})")
     index = 0
-    for batch in pf.iter_batches(columns=["messages"], batch_size=1024):
+    for batch in pf.iter_batches(columns=["messages"], batch_size=BATCH_ROWS):
         for value in batch.column(0).to_pylist():
             yield index, value
             index += 1
 
 
-def _read_jsonl(path: Path, conv: Conversations):
+def _read_jsonl(path: Path, conv: Conversations) -> Iterator[tuple[int, Any]]:
     opener = gzip.open if path.name.endswith(".gz") else open
     seen_messages = False
     lines = 0

@@ -21,19 +21,27 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distill.errors import UserError
 from distill.train.config import TrainConfig
-from distill.train.data import Conversations, read_conversations, tokenize_all
+from distill.train.data import (
+    TOKENS_META,
+    Conversations,
+    data_fingerprint,
+    load_tokens,
+    read_conversations,
+    tokenize_all,
+)
 from distill.train.template import TemplateChoice, choose_template, prepare_tokenizer
 
 # Keys that may change between a run and its --resume; any other change is an error.
 RESUMABLE_CHANGES = {"resume", "max_steps", "epochs", "save_steps", "logging_steps", "save_total_limit"}
 RESUMABLE_CHANGES |= {"report_to", "num_proc", "data", "output"}
 TOKENIZER_CACHE = ".tokenized"
+CACHE_POINTER = "current.json"  # written by rank 0: which read-*/ and tokenized folder this launch uses
 
 
 def say(message: str) -> None:
@@ -60,6 +68,7 @@ class Prepared:
     dataset: Any
     token_stats: dict[str, int]
     resume_from: str | None
+    timings: dict[str, Any] = field(default_factory=dict)  # how the data was prepared: seconds, source
 
 
 def prepare(config: TrainConfig) -> Prepared:
@@ -86,8 +95,57 @@ def prepare(config: TrainConfig) -> Prepared:
         raise UserError(f"cannot load the tokenizer of {config.model}: {str(exc).splitlines()[0]}") from None
     if not tokenizer.is_fast:
         raise UserError(f"{model_path}: training needs a fast (Rust) tokenizer for token offsets")
-    conv = read_conversations(config.data)
-    if not conv.messages:
+    try:
+        # Rank 0 reads and tokenizes (or finds its cache); the others wait, then memory-map what it wrote.
+        with args.main_process_first(local=False, desc="tokenize"):
+            conv, choice, added, dataset, stats, timings = _prepare_data(config, tokenizer, out)
+        if len(dataset) == 0:
+            raise UserError(
+                f"every row was dropped ({conv.drop_counts()}); raise max_length (now {config.max_length}) "
+                "or set truncate: true"
+            )
+    except UserError:
+        # A run that never started leaves nothing behind (a --resume keeps its cache).
+        if os.environ.get("RANK", "0") == "0" and not config.resume:
+            shutil.rmtree(out / TOKENIZER_CACHE, ignore_errors=True)
+        raise
+    p = Prepared(
+        config, out, model_path, runtime, args, tokenizer, choice, added, conv, dataset, stats, resume_from
+    )
+    p.timings = timings
+    return p
+
+
+def _prepare_data(
+    config: TrainConfig, tokenizer: Any, out: Path
+) -> tuple[Conversations, TemplateChoice, list[int], Any, dict[str, int], dict[str, Any]]:
+    """The tokenized data, from the files or from the cache in OUTPUT/.tokenized/:
+
+        read-FINGERPRINT/   conversations.arrow (the usable rows, validated) + read.json (counts, drops, multi-turn)
+        KEY/                tokens*.arrow (input_ids + labels of the kept rows) + meta.json (drops, token counts)
+        current.json        rank 0's {fingerprint, key} for this launch
+
+    Rank 0 (or the only process) hashes the files, reuses read-*/ and KEY/ when they match, else
+    reads and tokenizes, then writes current.json. Every other rank runs after it
+    (`main_process_first`) and, when current.json and its folders are there (a shared output
+    folder), takes the counts and the template decision from read.json and memory-maps KEY/:
+    it opens no data file. Without them (no shared folder, or rank 0 failed) it reads and
+    tokenizes on its own, in .tokenized/rank-N/.
+    """
+    rank = int(os.environ.get("RANK", "0"))
+    root = out / TOKENIZER_CACHE
+    timings: dict[str, Any] = {}
+    started = time.perf_counter()
+    shared = _shared_cache(root) if rank else None
+    if rank == 0:
+        (root / CACHE_POINTER).unlink(missing_ok=True)
+    work = root if rank == 0 else root / f"rank-{rank}"
+    if shared is not None:
+        conv = shared[0]
+        timings["read"] = "rank 0's summary (no data file opened)"
+    else:
+        conv = _read(config.data, work, timings)
+    if not conv.rows_kept:
         raise UserError(f"{config.data}: no usable conversation (dropped: {conv.drop_counts()})")
     if config.resume:
         _check_same_run(config, out, conv.fingerprint)
@@ -95,16 +153,113 @@ def prepare(config: TrainConfig) -> Prepared:
     if choice.warning:
         say(f"warning: {choice.warning}")
     added = prepare_tokenizer(tokenizer, choice)
-    with args.main_process_first(desc="tokenize"):
-        dataset, stats = _tokenize_cached(conv, tokenizer, choice, config, out)
-    if len(dataset) == 0:
-        raise UserError(
-            f"every row was dropped ({conv.drop_counts()}); raise max_length (now {config.max_length}) "
-            "or set truncate: true"
+    key = _cache_key(conv.fingerprint, tokenizer, choice, config)
+    if shared is not None and (shared[1] != key or not (root / key / TOKENS_META).is_file()):
+        conv = _read(config.data, work, timings)  # not what rank 0 tokenized: do it here
+        shared = None
+    cache = (root if shared is not None else work) / key
+    meta_path = cache / TOKENS_META
+    if meta_path.is_file():
+        t = time.perf_counter()
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        conv.dropped, stats = meta["dropped"], meta["stats"]
+        dataset = load_tokens(cache, meta["files"])
+        timings["tokens"] = "rank 0's cache" if shared is not None else "cache"
+        timings["load_s"] = round(time.perf_counter() - t, 3)
+    else:
+        t = time.perf_counter()
+        dataset, stats = tokenize_all(
+            conv,
+            tokenizer,
+            choice.template,
+            config.max_length,
+            config.truncate,
+            config.num_proc,
+            folder=cache,
+            fingerprint=key,
         )
-    return Prepared(
-        config, out, model_path, runtime, args, tokenizer, choice, added, conv, dataset, stats, resume_from
+        timings["tokens"] = "tokenized"
+        timings["tokenize_s"] = round(time.perf_counter() - t, 3)
+        timings["num_proc"] = config.num_proc or 1
+        if len(dataset):
+            files = [Path(f["filename"]).name for f in dataset.cache_files]
+            meta = {"dropped": conv.dropped, "stats": stats, "files": files, "rows": len(dataset)}
+            meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    if rank == 0 and len(dataset):
+        pointer = {"fingerprint": conv.fingerprint, "key": key}
+        (root / CACHE_POINTER).write_text(json.dumps(pointer), encoding="utf-8")
+    conv.dataset = None  # the conversations are not needed any more (the files stay for another key)
+    timings["prepare_s"] = round(time.perf_counter() - started, 3)
+    return conv, choice, added, dataset, stats, timings
+
+
+def _shared_cache(root: Path) -> tuple[Conversations, str] | None:
+    """Rank 0's read summary and tokenized-cache key for this launch, or None when it left none."""
+    pointer = root / CACHE_POINTER
+    if not pointer.is_file():
+        return None
+    ref = json.loads(pointer.read_text(encoding="utf-8"))
+    conv = Conversations.load(root / f"read-{ref['fingerprint']}", with_dataset=False)
+    return None if conv is None else (conv, ref["key"])
+
+
+def _read(data: str, work: Path, timings: dict[str, Any]) -> Conversations:
+    """The conversations of `data`, from work/read-FINGERPRINT/ when an earlier read left them there."""
+    t = time.perf_counter()
+    _files, fingerprint, _manifest = data_fingerprint(data)
+    timings["fingerprint_s"] = round(time.perf_counter() - t, 3)
+    folder = work / f"read-{fingerprint}"
+    conv = Conversations.load(folder)
+    if conv is not None:
+        timings["read"] = "cache"
+        return conv
+    t = time.perf_counter()
+    conv = read_conversations(data, folder)
+    timings["read"] = "files"
+    timings["read_s"] = round(time.perf_counter() - t, 3)
+    return conv
+
+
+def _cache_key(fingerprint: str, tokenizer: Any, choice: TemplateChoice, config: TrainConfig) -> str:
+    """One tokenization per (data, tokenizer, template, length policy)."""
+    return hashlib.sha256(
+        json.dumps(
+            [
+                fingerprint,
+                tokenizer.name_or_path,
+                len(tokenizer),
+                choice.template,
+                config.max_length,
+                config.truncate,
+            ]
+        ).encode()
+    ).hexdigest()[:16]
+
+
+def prepare_only(config: TrainConfig) -> dict[str, Any]:
+    """`train-student --prepare-only`: read, tokenize and cache the data (OUTPUT/.tokenized/), load no model.
+
+    A later `train-student` with the same data, student, template and length policy into the same
+    folder starts from the cache; so does every process of a multi-process launch. Returns what
+    was prepared (every process; rank 0's is the one shown).
+    """
+    from distill.progress import phase
+
+    with phase("reading and tokenizing the data"):
+        p = prepare(config)
+    summary = {
+        "rows_read": p.conv.rows_read,
+        "rows_kept": len(p.dataset),
+        "dropped": p.conv.drop_counts(),
+        **p.token_stats,
+        "cache": str(p.out / TOKENIZER_CACHE),
+        "prepare": p.timings,
+    }
+    say(
+        f"prepared {summary['rows_kept']} conversations ({summary['tokens']} tokens) in {summary['cache']}; "
+        f"dropped: {summary['dropped']}"
     )
+    return summary
 
 
 def make_trainer(p: Prepared, callbacks: list[Any] | None = None) -> Any:
@@ -197,40 +352,6 @@ def _check_same_run(config: TrainConfig, out: Path, fingerprint: str) -> None:
         )
 
 
-def _tokenize_cached(
-    conv: Conversations, tokenizer: Any, choice: TemplateChoice, config: TrainConfig, out: Path
-) -> tuple[Any, dict[str, int]]:
-    """Tokenize once per (data, tokenizer, template, length policy); other processes and --resume reuse it."""
-    from datasets import load_from_disk
-
-    key = hashlib.sha256(
-        json.dumps(
-            [
-                conv.fingerprint,
-                tokenizer.name_or_path,
-                len(tokenizer),
-                choice.template,
-                config.max_length,
-                config.truncate,
-            ]
-        ).encode()
-    ).hexdigest()[:16]
-    cache = out / TOKENIZER_CACHE / key
-    if (cache / "meta.json").is_file():
-        meta = json.loads((cache / "meta.json").read_text(encoding="utf-8"))
-        conv.dropped = meta["dropped"]
-        return load_from_disk(str(cache / "dataset")), meta["stats"]
-    dataset, stats = tokenize_all(
-        conv, tokenizer, choice.template, config.max_length, config.truncate, config.num_proc
-    )
-    if os.environ.get("RANK", "0") == "0" and len(dataset):
-        dataset.save_to_disk(str(cache / "dataset"))
-        (cache / "meta.json").write_text(
-            json.dumps({"dropped": conv.dropped, "stats": stats}), encoding="utf-8"
-        )
-    return dataset, stats
-
-
 def _manifest(p: Prepared, trainer: Any, result: Any, written: dict, save_dtype: str, seconds: float) -> dict:
     from distill.models import model_revision
     from distill.provenance import git_commit, package_versions, utc_now
@@ -268,6 +389,7 @@ def _manifest(p: Prepared, trainer: Any, result: Any, written: dict, save_dtype:
             "rows_kept": len(p.dataset),
             "dropped": p.conv.drop_counts(),
             **p.token_stats,
+            "prepare": p.timings,
         },
         "training": {
             "global_step": trainer.state.global_step,

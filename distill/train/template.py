@@ -79,15 +79,15 @@ def tokenize_with_spans(
     tokenizer: Any, text: str, spans: list[tuple[int, int]]
 ) -> tuple[list[int], list[int]]:
     """Token ids of `text` and labels: the id inside an assistant span (by the token's first character), else -100."""
+    import numpy as np
+
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    labels = []
-    span_iter = iter(sorted(spans))
-    current = next(span_iter, None)
-    for token_id, (start, _end) in zip(enc["input_ids"], enc["offset_mapping"], strict=True):
-        while current is not None and start >= current[1]:
-            current = next(span_iter, None)
-        labels.append(token_id if current is not None and current[0] <= start < current[1] else -100)
-    return list(enc["input_ids"]), labels
+    ids = list(enc["input_ids"])
+    starts = np.fromiter((start for start, _end in enc["offset_mapping"]), dtype=np.int64, count=len(ids))
+    inside = np.zeros(len(ids), dtype=bool)
+    for begin, end in spans:  # spans do not overlap: a token is trained on when its first character is in one
+        inside |= (starts >= begin) & (starts < end)
+    return ids, np.where(inside, np.asarray(ids, dtype=np.int64), -100).tolist()
 
 
 def probe_messages(multi_turn: bool) -> list[dict]:

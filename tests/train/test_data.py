@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -49,14 +50,19 @@ def test_labels_cover_only_assistant_turns(tokenizer):
     assert masked.count("<|im_start|>assistant\n") == 2  # the generation prompt is context, not target
 
 
-def test_overlong_rows_are_dropped_and_counted(tokenizer, tmp_path):
+@pytest.mark.parametrize("num_proc", [None, 2])
+def test_overlong_rows_are_dropped_and_counted(tokenizer, tmp_path, num_proc):
     rows = gsm8k_rows(6)
-    rows[2]["messages"][1]["content"] = "<think>\n" + "very long reasoning " * 400 + "\n</think>\n\n7"
+    for i in (2, 5):
+        rows[i]["messages"][1]["content"] = "<think>\n" + "very long reasoning " * 400 + "\n</think>\n\n7"
     conv = read_conversations(write_jsonl(tmp_path / "d.jsonl", rows))
-    dataset, stats = tokenize_all(conv, tokenizer, tokenizer.chat_template, max_length=512, truncate=False)
-    assert len(dataset) == 5
-    assert conv.drop_counts() == {"too_long": 1}
-    assert conv.dropped[0]["source"] == "d.jsonl#2" and conv.dropped[0]["tokens"] > 512
+    dataset, stats = tokenize_all(
+        conv, tokenizer, tokenizer.chat_template, max_length=512, truncate=False, num_proc=num_proc
+    )
+    assert len(dataset) == 4
+    assert conv.drop_counts() == {"too_long": 2}
+    assert [d["source"] for d in conv.dropped] == ["d.jsonl#2", "d.jsonl#5"]  # in row order, any num_proc
+    assert conv.dropped[0]["tokens"] > 512
     assert max(len(x) for x in dataset["input_ids"]) <= 512
     assert stats["tokens"] == sum(len(x) for x in dataset["input_ids"])
     assert stats["answer_tokens"] == sum(sum(t != -100 for t in row) for row in dataset["labels"])
@@ -80,9 +86,9 @@ def test_parquet_folder_with_manifest(tmp_path):
     write_parquet(folder / "shard-00001.parquet", gsm8k_rows(2, start=3))
     (folder / "manifest.json").write_text(json.dumps({"rows": 5}))
     conv = read_conversations(folder)
-    assert len(conv.messages) == 5 and conv.rows_read == 5
+    assert len(conv) == 5 and len(conv.dataset) == 5 and conv.rows_read == 5
     assert conv.manifest_sha256 and len(conv.fingerprint) == 16
-    assert conv.origins[3] == "shard-00001.parquet#0"
+    assert conv.dataset[3]["origin"] == "shard-00001.parquet#0"
     (folder / "manifest.json").write_text(json.dumps({"rows": 6}))
     assert read_conversations(folder).fingerprint != conv.fingerprint
 
@@ -101,7 +107,7 @@ def test_malformed_rows_are_counted_not_fatal(tmp_path):
         {"messages": json.dumps(good["messages"])},  # a JSON string is accepted
     ]
     conv = read_conversations(write_jsonl(tmp_path / "d.jsonl", lines))
-    assert len(conv.messages) == 2 and conv.rows_read == 9
+    assert len(conv) == 2 and conv.rows_read == 9
     assert conv.drop_counts() == {
         "bad_json": 1,
         "no_messages": 1,
@@ -154,3 +160,52 @@ def test_a_filter_output_folder_is_read_from_its_data_subfolder(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "sft" / "data" / "train-00000-of-00001.parquet")
     (tmp_path / "sft" / "manifest.json").write_text("{}")
     assert data_files(tmp_path / "sft") == [tmp_path / "sft" / "data" / "train-00000-of-00001.parquet"]
+
+
+def test_rank_1_reads_no_conversation(tokenizer, tiny_config, tmp_path, monkeypatch):
+    """Rank 0 reads and tokenizes; another rank of the same launch takes everything from its cache.
+
+    The second rank runs after rank 0 (as under `main_process_first`) with the data folder gone
+    and the reading functions booby-trapped: it must still get rank 0's rows, drops and counts.
+    """
+    import shutil
+
+    import distill.train.run as run
+
+    rows = gsm8k_rows(10)
+    rows[4]["messages"][1]["content"] = "<think>\n" + "long " * 800 + "\n</think>\n\n1"
+    data = write_jsonl(tmp_path / "sft" / "rows.jsonl", [*rows, "{broken", {"prompt": "x"}])
+    config = tiny_config(data=str(data))
+    out = Path(config.output)
+
+    monkeypatch.setenv("RANK", "0")
+    conv0, choice0, _, dataset0, stats0, timings0 = run._prepare_data(config, tokenizer_copy(tokenizer), out)
+    assert timings0["read"] == "files" and timings0["tokens"] == "tokenized"
+    assert conv0.drop_counts() == {"bad_json": 1, "no_messages": 1, "too_long": 1} and len(dataset0) == 9
+
+    shutil.rmtree(tmp_path / "sft")  # rank 1 cannot read the conversations even if it tried
+
+    def trap(*args, **kwargs):
+        raise AssertionError("rank 1 touched the training data")
+
+    monkeypatch.setattr(run, "read_conversations", trap)
+    monkeypatch.setattr(run, "data_fingerprint", trap)
+    monkeypatch.setenv("RANK", "1")
+    conv1, choice1, _, dataset1, stats1, timings1 = run._prepare_data(config, tokenizer_copy(tokenizer), out)
+    assert timings1["read"].startswith("rank 0's") and timings1["tokens"] == "rank 0's cache"
+    assert "read_s" not in timings1 and "tokenize_s" not in timings1
+    assert dataset1["input_ids"] == dataset0["input_ids"] and dataset1["labels"] == dataset0["labels"]
+    assert stats1 == stats0 and conv1.dropped == conv0.dropped and choice1.template == choice0.template
+    assert (conv1.fingerprint, conv1.rows_read, conv1.files) == (conv0.fingerprint, 12, conv0.files)
+    assert not (out / ".tokenized" / "rank-1").exists()  # nothing read or tokenized on its own
+
+    # Without rank 0's pointer (no shared output folder), a rank reads the data itself.
+    (out / ".tokenized" / "current.json").unlink()
+    with pytest.raises(AssertionError, match="touched the training data"):
+        run._prepare_data(config, tokenizer_copy(tokenizer), out)
+
+
+def tokenizer_copy(tokenizer):
+    import copy
+
+    return copy.deepcopy(tokenizer)

@@ -194,3 +194,17 @@ def test_unloadable_student_is_a_user_error(tiny_config, tmp_path):
         train(tiny_config(model=str(broken)))
     with pytest.raises(UserError, match="not found"):
         train(tiny_config(model=str(tmp_path / "missing-model")))
+
+
+def test_prepare_only_then_train_starts_from_the_cache(tiny_config, tiny_model, sft_data, tmp_path):
+    out = tmp_path / "out"
+    args = [str(sft_data), "-o", str(out), "--model", tiny_model, "--max-length", "512", "--prepare-only"]
+    result = CliRunner().invoke(cli_app(), args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "prepared 24 rows" in result.output
+    assert {f.name for f in out.iterdir()} <= {".tokenized", "logs"}  # no model, no manifest
+    manifest = train(tiny_config(max_steps=1, output=str(out)))  # the folder still counts as fresh
+    prepare = manifest["data"]["prepare"]
+    assert prepare["read"] == "cache" and prepare["tokens"] == "cache" and "tokenize_s" not in prepare
+    assert manifest["data"]["rows_kept"] == 24 and manifest["data"]["rows_read"] == 24
+    assert not (out / ".tokenized").exists()  # removed once the run completed
