@@ -16,9 +16,11 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -590,6 +592,47 @@ def test_generate_array_reruns_one_index_with_w_fixed(tmp_path):
     assert run_script("generate_array.sbatch", tmp_path, env).returncode == 0
     _, params = parse_cli(calls(log)[0][1:])
     assert (params["num_workers"], params["worker_index"]) == (8, 3)
+
+
+def test_generate_array_passes_sigterm_on_and_requeues_its_task(tmp_path):
+    """Slurm's `--signal=B:TERM@300` reaches the batch script only: it must pass SIGTERM on to
+    distill, wait for it to stop (the journal's flush), then requeue this array task."""
+    bin_dir, log = fake_tools(tmp_path)
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    slow = tmp_path / "venv" / "bin" / "distill"
+    slow.write_text(
+        f"""#!{sys.executable}
+import signal, sys, time
+def stop(*_):
+    time.sleep(0.5)  # the flush
+    open({str(tmp_path / "stopped")!r}, "w").write("flushed")
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+open({str(tmp_path / "started")!r}, "w").write("up")
+time.sleep(60)
+"""
+    )
+    slow.chmod(0o755)
+    (bin_dir / "scontrol").write_text((bin_dir / "sbatch").read_text())
+    (bin_dir / "scontrol").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "DISTILL_VENV": str(tmp_path / "venv")}
+    env |= {"SLURM_ARRAY_TASK_COUNT": "8", "SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_JOB_ID": "777"}
+    proc = subprocess.Popen(
+        ["bash", str(JOBS / "generate_array.sbatch")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to the script alone, as `--signal=B:` does
+    out, _ = proc.communicate(timeout=30)
+    assert (tmp_path / "stopped").read_text() == "flushed"  # distill got SIGTERM and finished first
+    assert proc.returncode == 0 and "requeueing" in out
+    assert calls(log) == [["scontrol", "requeue", "777_3"]]
+    assert sbatch_directives(JOBS / "generate_array.sbatch")["signal"] == "B:TERM@300"
 
 
 def test_generate_array_refuses_to_run_outside_an_array(tmp_path):
