@@ -142,9 +142,11 @@ class PromptContamination:
         for row in rows:
             if row["prompt_id"] not in first:
                 first[row["prompt_id"]] = row.get(cfg.field) or ""
-        new = list(dict.fromkeys(t for t in first.values() if t not in self._cache))
-        if len(self._cache) + len(new) > self.CACHE_LIMIT:
+        texts = list(dict.fromkeys(first.values()))
+        new = [t for t in texts if t not in self._cache]
+        if len(self._cache) + len(new) > self.CACHE_LIMIT:  # forget the others: check all of these
             self._cache.clear()
+            new = texts
         for text in new:
             self._cache[text] = self._index.reason(text)
         return [self._cache[first[row["prompt_id"]]] for row in rows]

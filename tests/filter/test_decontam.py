@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.errors import UserError
-from distill.filter.decontam import DecontamConfig, Decontaminator, Match, read_questions
+from distill.filter.decontam import DecontamConfig, Decontaminator, Match, PromptContamination, read_questions
 from distill.text import normalize_words
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -106,3 +106,14 @@ def test_from_config_and_pickling(gsm8k):
     assert pickle.loads(pickle.dumps(gsm8k)).check(JANET).row == "0"  # usable in worker processes
     with pytest.raises(ValueError):
         DecontamConfig(ngrams=8)
+
+
+def test_prompt_contamination_past_its_cache_limit(monkeypatch):
+    """A run with more distinct prompts than the cache holds (100,000: a 1M-row run) clears it and
+    checks the batch's texts again, those it had remembered too (they were a KeyError)."""
+    monkeypatch.setattr(PromptContamination, "CACHE_LIMIT", 3)
+    check = PromptContamination(DecontamConfig(benchmarks=[str(GSM8K)]))
+    rows = [{"prompt_id": f"p{i}", "problem": text} for i, text in enumerate([JANET, "a b", "c d"])]
+    assert [r is not None for r in check.reasons(rows)] == [True, False, False]
+    more = [*rows, {"prompt_id": "p3", "problem": "e f"}]  # 3 remembered + 1 new > 3: cleared
+    assert [r is not None for r in check.reasons(more)] == [True, False, False, False]
