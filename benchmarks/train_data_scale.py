@@ -215,7 +215,9 @@ def worker(args: argparse.Namespace) -> None:
     from distill.train.run import prepare
 
     baseline = status_kb(os.getpid())
-    config = TrainConfig(model=args.model, data=args.data, output=args.out, num_proc=args.num_proc)
+    config = TrainConfig(
+        model=args.model, data=args.data, output=args.out, num_proc=args.num_proc, ddp_timeout=6 * 3600
+    )  # rank 1 waits for rank 0's whole tokenization at one barrier
     t = time.perf_counter()
     p = prepare(config)
     prepare_s = time.perf_counter() - t

@@ -181,6 +181,12 @@ class TrainConfig(StrictModel):
         description="Extra trackers for the trainer: tensorboard, wandb, ... (none by default).",
     )
     num_proc: int | None = Field(None, ge=1, description="Processes for tokenization; default: one.")
+    ddp_timeout: int = Field(
+        1800,
+        ge=60,
+        description="Seconds a process waits at a collective before the run fails, including the other "
+        "processes' wait while rank 0 tokenizes (raise it for a large set, or use --prepare-only first).",
+    )
 
     @model_validator(mode="before")
     @classmethod

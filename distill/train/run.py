@@ -39,7 +39,7 @@ from distill.train.template import TemplateChoice, choose_template, prepare_toke
 
 # Keys that may change between a run and its --resume; any other change is an error.
 RESUMABLE_CHANGES = {"resume", "max_steps", "epochs", "save_steps", "logging_steps", "save_total_limit"}
-RESUMABLE_CHANGES |= {"report_to", "num_proc", "data", "output"}
+RESUMABLE_CHANGES |= {"report_to", "num_proc", "ddp_timeout", "data", "output"}
 TOKENIZER_CACHE = ".tokenized"
 CACHE_POINTER = "current.json"  # written by rank 0: which read-*/ and tokenized folder this launch uses
 

@@ -103,6 +103,7 @@ def sft_args(config: TrainConfig, runtime: Runtime, checkpoint_dir: Path) -> Any
         packing_strategy="bfd",
         padding_free=config.packing,
         dataset_num_proc=config.num_proc,
+        ddp_timeout=config.ddp_timeout,
         logging_steps=config.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
