@@ -235,9 +235,10 @@ def tokenize_all(
 
     `conv.dataset` is mapped in batches (`num_proc` processes) straight into Arrow files in
     `folder` (tokens*.arrow; a temporary folder when None), which the returned dataset
-    memory-maps. Each worker appends its drops to drops-RANK.jsonl there; they are added to
-    `conv.dropped` in row order. Returns the dataset and token counts (tokens, answer_tokens) of
-    the kept rows.
+    memory-maps. Each worker appends a line per batch to batches-RANK.jsonl there: the batch's
+    drops and token counts, so that nothing reads the tokens back (this process never touches
+    their pages). The drops are added to `conv.dropped` in row order. Returns the dataset and token
+    counts (tokens, answer_tokens) of the kept rows.
     """
     from datasets import Features, List, Value
 
@@ -250,22 +251,23 @@ def tokenize_all(
         folder = conv._tmp[-1].name
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in [*folder.glob("tokens*.arrow"), *folder.glob("drops-*.jsonl"), folder / TOKENS_META]:
+    for stale in [*folder.glob("tokens*.arrow"), *folder.glob("batches-*.jsonl"), folder / TOKENS_META]:
         stale.unlink(missing_ok=True)
 
     def _map(batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "labels": []}
-        drops = []
+        record: dict[str, Any] = {"tokens": 0, "answer_tokens": 0, "dropped": []}
         for messages, origin in zip(batch["messages"], batch["origin"], strict=True):
             ids, labels, reason = tokenize_conversation(tokenizer, template, messages, max_length, truncate)
             if reason is None:
                 out["input_ids"].append(ids)
                 out["labels"].append(labels)
+                record["tokens"] += len(ids)
+                record["answer_tokens"] += sum(1 for t in labels if t != -100)
             else:
-                drops.append({"source": origin, "reason": reason, "tokens": len(ids)})
-        if drops:
-            with open(folder / f"drops-{rank or 0:05d}.jsonl", "a", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(d) + "\n" for d in drops)
+                record["dropped"].append({"source": origin, "reason": reason, "tokens": len(ids)})
+        with open(folder / f"batches-{rank or 0:05d}.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
         return out
 
     features = Features({"input_ids": List(Value("int32")), "labels": List(Value("int32"))})
@@ -282,24 +284,17 @@ def tokenize_all(
         new_fingerprint=fingerprint or hashlib.sha256(str(folder).encode()).hexdigest()[:16],
         desc="tokenizing",
     )
-    for drops in sorted(folder.glob("drops-*.jsonl")):
-        with open(drops, encoding="utf-8") as fh:
-            conv.dropped.extend(json.loads(line) for line in fh)
+    stats = {"tokens": 0, "answer_tokens": 0}
+    for batches in sorted(folder.glob("batches-*.jsonl")):  # shard order = row order
+        with open(batches, encoding="utf-8") as fh:
+            for line in fh:
+                record = json.loads(line)
+                stats["tokens"] += record["tokens"]
+                stats["answer_tokens"] += record["answer_tokens"]
+                conv.dropped.extend(record["dropped"])
     names = [Path(f["filename"]).name for f in mapped.cache_files]
     dataset = load_tokens(folder, names) if names else mapped
-    return dataset, token_stats(dataset)
-
-
-def token_stats(dataset: Any) -> dict[str, int]:
-    """tokens and answer_tokens (labels other than -100) of a tokenized dataset, counted in Arrow batches."""
-    import pyarrow.compute as pc
-
-    tokens = answer = 0
-    for batch in dataset.with_format("arrow").iter(batch_size=4096):
-        ids, labels = batch.column("input_ids"), batch.column("labels")
-        tokens += int(pc.sum(pc.list_value_length(ids)).as_py() or 0)
-        answer += int(pc.sum(pc.not_equal(pc.list_flatten(labels), -100)).as_py() or 0)
-    return {"tokens": tokens, "answer_tokens": answer}
+    return dataset, stats
 
 
 def load_tokens(folder: Path, names: list[str]) -> Any:
