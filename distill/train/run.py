@@ -154,14 +154,14 @@ def _prepare_data(
         say(f"warning: {choice.warning}")
     added = prepare_tokenizer(tokenizer, choice)
     key = _cache_key(conv.fingerprint, tokenizer, choice, config)
-    if shared is not None and (shared[1] != key or not (root / key / TOKENS_META).is_file()):
+    if shared is not None and (shared[1] != key or _tokens_meta(root / key) is None):
         conv = _read(config.data, work, timings)  # not what rank 0 tokenized: do it here
         shared = None
     cache = (root if shared is not None else work) / key
     meta_path = cache / TOKENS_META
-    if meta_path.is_file():
+    meta = _tokens_meta(cache)
+    if meta is not None:
         t = time.perf_counter()
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         conv.dropped, stats = meta["dropped"], meta["stats"]
         dataset = load_tokens(cache, meta["files"])
         timings["tokens"] = "rank 0's cache" if shared is not None else "cache"
@@ -191,6 +191,15 @@ def _prepare_data(
     conv.dataset = None  # the conversations are not needed any more (the files stay for another key)
     timings["prepare_s"] = round(time.perf_counter() - started, 3)
     return conv, choice, added, dataset, stats, timings
+
+
+def _tokens_meta(cache: Path) -> dict[str, Any] | None:
+    """meta.json of a tokenized folder, or None when there is none (or one of an older layout)."""
+    path = cache / TOKENS_META
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    return meta if "files" in meta else None
 
 
 def _shared_cache(root: Path) -> tuple[Conversations, str] | None:
