@@ -69,6 +69,10 @@ def _wire(
         if not src:
             raise UserError("generate.input.path must be set in a recipe run by `distill run`")
         section["output"] = str(out[stage])
+        adaptive = (section.get("sampling") or {}).get("until_pass") is not None
+        if adaptive and "verify" not in section and (data.get("filter") or {}).get("verify"):
+            # adaptive sampling verifies each round as the filter will: one policy, not two
+            section["verify"] = json.loads(json.dumps(data["filter"]["verify"]))
         return section, ["generate", str(src), "-o", str(out[stage])]
     if stage == "filter":
         section["input"], section["output"] = str(out["generate"]), str(out[stage])

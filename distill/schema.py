@@ -42,6 +42,11 @@ TRACE_SCHEMA = pa.schema(
         pa.field("completion_tokens", pa.int32()),
         pa.field("teacher", pa.string(), nullable=False),
         pa.field("sampling", pa.string(), nullable=False),  # JSON of the sampling settings
+        # adaptive sampling (sampling.until_pass) only, else null: the prompt's samples and how
+        # many of them passed generate's verification, and this sample's verdict there
+        pa.field("prompt_samples", pa.int32()),
+        pa.field("prompt_passed", pa.int32()),
+        pa.field("generate_verdict", pa.string()),
     ]
 )
 

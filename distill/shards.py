@@ -255,6 +255,12 @@ def merge_manifests(root: Path, extra: dict[str, Any] | None = None) -> dict[str
     totals: dict[str, Any] = {"shards": num_shards}
     for rec in shards.values():
         for key, value in rec.items():
+            if isinstance(value, dict):  # a stage's own counters (e.g. generate's `adaptive`)
+                sums = totals.setdefault(key, {})
+                for k2, v2 in value.items():
+                    if isinstance(v2, (int, float)) and not isinstance(v2, bool):
+                        sums[k2] = sums.get(k2, 0) + v2
+                continue
             if key in ("index", "bytes", "sha256", "sealed_at") or not isinstance(value, (int, float)):
                 continue
             totals[key] = totals.get(key, 0) + value

@@ -1,7 +1,10 @@
 """One small interface in front of every way of sampling a model.
 
 An engine pulls `Request`s lazily from an iterator (so it can keep its batch full across shard
-boundaries) and yields a `Result` per request as each completes, in completion order.
+boundaries) and yields a `Result` per request as each completes, in completion order. The
+iterator may yield None: "no request is ready yet, ask again later" (adaptive sampling's next
+rounds wait on verification); the engine then goes on with what it has in flight and asks again,
+and the iterator never blocks.
 """
 
 from __future__ import annotations

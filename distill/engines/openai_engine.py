@@ -26,6 +26,7 @@ from distill.trace import THINK_CLOSE, THINK_OPEN
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _DONE = object()
+_END = object()
 
 
 class RequestFailed(Exception):
@@ -119,7 +120,10 @@ class OpenAIEngine(Engine):
                 finally:
                     sem.release()
 
-            for req in requests:
+            while (req := next(requests, _END)) is not _END:
+                if req is None:  # no request ready yet (see engines/base.py)
+                    await asyncio.sleep(0.01)
+                    continue
                 await sem.acquire()
                 task = asyncio.create_task(worker(req))
                 tasks.add(task)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 
 from distill.engines.base import Engine, Request, Result, Sample, SamplingParams
@@ -20,6 +21,7 @@ from distill.models import model_revision, resolve_model
 from distill.trace import THINK_OPEN, ends_with_think
 
 CPU_DEFAULT_MEMORY_FRACTION = 0.35
+_END = object()
 
 
 def _import_vllm():
@@ -132,10 +134,15 @@ class VLLMEngine(Engine):
         counter = 0
         while True:
             while not exhausted and len(pending) < self.max_in_flight:
-                req = next(source, None)
-                if req is None:
+                req = next(source, _END)
+                if req is _END:
                     exhausted = True
                     break
+                if req is None:  # nothing ready yet: step what is in flight, or wait a moment
+                    if pending:
+                        break
+                    time.sleep(0.005)
+                    continue
                 ids, opened = self.render(req.messages)
                 if len(ids) >= self.max_model_len:
                     yield Result(
@@ -155,7 +162,7 @@ class VLLMEngine(Engine):
                 engine.add_request(rid, preprocess(TokensPrompt(prompt_token_ids=ids)), p)
                 pending[rid] = (req.key, opened)
             if not pending:
-                return
+                return  # exhausted (the loop above waits while the source has more to come)
             for out in engine.step():
                 if not out.finished:
                     continue

@@ -102,7 +102,7 @@ class _Layout:
 def _layout(path: Path, names: set[str], spec: FilterInput) -> _Layout:
     columns: dict[str, str | None] = {}
     for name in FIELDS:
-        mapped = getattr(spec.columns, name)
+        mapped = getattr(spec.columns, name, None)  # generate-only fields (adaptive) are not mapped
         if mapped is not None:
             if mapped not in names:
                 raise UserError(f"{path}: no column {mapped!r} (input.columns.{name}); {DOCS}")

@@ -99,11 +99,15 @@ class Journal:
                 continue
             got.segments += 1
             rows = table.to_pylist()
-            for i, count in meta["prompts"]:
-                got.rows[i], rows = rows[:count], rows[count:]
+            for i, count in meta["prompts"]:  # a prompt may have several entries: adaptive rounds
+                got.rows.setdefault(i, []).extend(rows[:count])
+                rows = rows[count:]
             for i, reject in meta.get("rejected", []):
                 got.rows[i] = []
                 got.rejected[i] = reject
+        for i, rows in got.rows.items():  # one sample once, in sample order, whatever the segments
+            unique = {r["id"]: r for r in rows}
+            got.rows[i] = sorted(unique.values(), key=lambda r: r["sample_index"])
         return got
 
     # --- writing ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 from distill.engines.base import Engine, Request, Result, SamplingParams
 from distill.engines.factory import make_engine
 from distill.errors import UserError
+from distill.generate.adaptive import Policy, Rounds
 from distill.generate.config import GenerateConfig
 from distill.generate.journal import Journal
 from distill.inputs import PromptSet, Reject, read_prompts
@@ -52,6 +53,9 @@ class GenerateSummary:
     requests_sent: int = 0  # requests this run handed to the engine
     prompts_from_journal: int = 0  # finished requests of earlier runs, not sent again
     journal_segments_ignored: int = 0
+    prompts_solved: int = 0  # adaptive sampling: prompts with a verified sample
+    prompts_unsolved: int = 0
+    samples_passed: int = 0
     complete: bool = False
     seconds: float = 0.0
 
@@ -100,11 +104,12 @@ class _Writer:
 
 
 def _rows_for(
-    prompt: dict[str, Any], user: str, result: Result, teacher: str, sampling: dict[str, Any]
+    prompt: dict[str, Any], user: str, result: Result, teacher: str, sampling: dict[str, Any], first: int = 0
 ) -> list[dict]:
+    """The trace rows of one request; `first` is its first sample's index (adaptive rounds)."""
     sampling_json = json.dumps(sampling, sort_keys=True)
     rows = []
-    for j, sample in enumerate(result.samples):
+    for j, sample in enumerate(result.samples, start=first):
         split = split_reasoning(sample.text, sample.think_opened)
         rows.append(
             {
@@ -144,6 +149,8 @@ def run_generate(
         raise UserError(f"no valid prompts in {cfg.input.path} ({len(pset.rejects)} rows rejected)")
     params = sampling_of(cfg)
     sampling = params.as_dict()
+    if cfg.sampling.until_pass is not None:  # part of the sample ids: a round's samples are others
+        sampling |= {"until_pass": cfg.sampling.until_pass, "max_samples": cfg.sampling.max_samples}
     teacher = cfg.teacher.model
     num_shards = -(-n // cfg.shard_size)
     think_prefill = cfg.prompts.think_prefill
@@ -158,6 +165,7 @@ def run_generate(
         "teacher_revision": revision,
         "sampling": sampling,
         "prompts": cfg.prompts.model_dump(),
+        **({"verify": cfg.verify.model_dump(mode="json")} if cfg.sampling.until_pass is not None else {}),
         "shard_size": cfg.shard_size,
         "input": stable_hash([p["id"] for p in prompts]),
     }
@@ -183,7 +191,9 @@ def run_generate(
         own_engine = engine is None
         engine = engine or make_engine(cfg.teacher, think_prefill)
         try:
-            _generate(cfg, engine, prompts, todo, store, journal, params, summary, progress, log, label)
+            _generate(
+                cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label
+            )
         finally:
             if own_engine:
                 engine.close()
@@ -207,39 +217,66 @@ def _write_rejects(out: Path, rejects: list[Reject]) -> None:
 
 
 def _generate(
-    cfg, engine, prompts, todo, store, journal, params, summary, progress, log, label="generating"
+    cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label="generating"
 ) -> None:
     size = cfg.shard_size
+    s = cfg.sampling
+    rounds = Rounds(Policy(s.num_samples, s.until_pass, s.max_samples), cfg.verify)
+    adaptive = rounds.policy.adaptive
     buckets: dict[int, dict[int, list[dict]]] = {}
     rejects: dict[int, list[dict]] = {}
-    remaining: dict[int, int] = {}
+    remaining: dict[int, int] = {}  # prompts of the shard that are not final yet
+    resumed: dict[int, set[int]] = {}  # prompts the journal has: no fresh request for them
     shard_tokens: dict[int, int] = {}
     shard_started: dict[int, float] = {}
+    from_journal: list[tuple[int, int, list[dict]]] = []
     for k in todo:
         lo, hi = _shard_bounds(k, size, len(prompts))
         done = journal.load(k)  # what earlier runs finished of this shard
         buckets[k] = {i: rows for i, rows in done.rows.items() if lo <= i < hi}
         rejects[k] = [done.rejected[i] for i in sorted(done.rejected) if lo <= i < hi]
-        remaining[k] = hi - lo - len(buckets[k])
+        resumed[k] = set(buckets[k])
+        remaining[k] = hi - lo
+        for i in sorted(resumed[k]):
+            if adaptive and buckets[k][i]:  # verified again; its next round follows if needed
+                from_journal.append((k, i, buckets[k][i]))
+            else:
+                remaining[k] -= 1
+                rounds.samples[i] += len(buckets[k][i])
         shard_tokens[k] = sum(r["completion_tokens"] or 0 for rows in buckets[k].values() for r in rows)
         summary.prompts_from_journal += len(buckets[k])
         summary.journal_segments_ignored += done.unreadable
     if summary.prompts_from_journal:
+        more = "; their next rounds follow verification" if adaptive else ""
         log(
             f"resuming: {summary.prompts_from_journal} finished prompts from the journal "
-            f"({sum(1 for k in todo if buckets[k])} shards); they are not sent again: "
-            f"{sum(remaining.values())} requests to send"
+            f"({sum(1 for k in todo if buckets[k])} shards); they are not sent again{more}: "
+            f"{sum(remaining.values()) - len(from_journal)} requests to send"
         )
     if summary.journal_segments_ignored:
         log(
             f"ignored {summary.journal_segments_ignored} journal segments made with other settings or unreadable"
         )
-    users: dict[int, str] = {}
     failed_shards: set[int] = set()
 
     clock: list[float] = []  # when the engine pulled its first request (after its start-up)
 
-    def requests() -> Iterator[Request]:
+    def request(k: int, i: int, rnd: int) -> Request:
+        summary.requests_sent += 1
+        return Request((k, i, rnd), chat_messages(user_of(i), cfg.prompts))
+
+    def user_of(i: int) -> str:
+        return user_prompt(prompts[i]["problem"], prompts[i]["domain"], cfg.prompts)
+
+    def followups() -> Iterator[Request]:
+        while True:
+            try:
+                k, i, rnd = rounds.followups.get_nowait()
+            except queue.Empty:
+                return
+            yield request(k, i, rnd)
+
+    def requests() -> Iterator[Request | None]:
         clock.append(time.monotonic())
         if progress:  # the engine is up: elapsed, rate and ETA count from here
             progress.start_task(task)
@@ -247,12 +284,18 @@ def _generate(
             shard_started[k] = time.monotonic()
             lo, hi = _shard_bounds(k, size, len(prompts))
             for i in range(lo, hi):
-                if i in journaled[k]:
+                yield from followups()  # a prompt's next round before new prompts
+                if i in resumed[k]:
                     continue
-                p = prompts[i]
-                users[i] = user_prompt(p["problem"], p["domain"], cfg.prompts)
-                summary.requests_sent += 1
-                yield Request((k, i), chat_messages(users[i], cfg.prompts))
+                rounds.opened()
+                yield request(k, i, 0)
+        while adaptive:  # the last rounds: as verification releases them
+            got = list(followups())
+            yield from got
+            if not got:
+                if rounds.open == 0:
+                    return
+                yield None  # nothing ready: the engine goes on with what is in flight
 
     def on_sealed(k: int, record: dict[str, Any]) -> None:
         journal.discard(k)
@@ -263,12 +306,14 @@ def _generate(
         )
 
     def finish(k: int) -> None:
-        """All of shard k's prompts are back: seal it, unless a request failed (the journal keeps
+        """All of shard k's prompts are final: seal it, unless a request failed (the journal keeps
         the others, and the next run sends only the failed ones)."""
         journal.flush(only=k)  # until the writer has sealed it, the journal is what survives a kill
         bucket = buckets.pop(k)
         if k in failed_shards:
             return
+        for i2, prompt_rows in bucket.items():
+            rounds.annotate(i2, prompt_rows)
         rows = [r for i2 in sorted(bucket) for r in bucket[i2]]
         stats = {
             "prompts": len(bucket),
@@ -276,51 +321,86 @@ def _generate(
             "prompts_rejected": len(rejects[k]),
             "rejected": rejects[k],
         }
+        if adaptive:
+            unsolved = [prompts[i2]["id"] for i2 in sorted(bucket) if bucket[i2] and not rounds.passed[i2]]
+            stats["adaptive"] = {
+                "samples": len(rows),
+                "passed": sum(rounds.passed[i2] for i2 in bucket),
+                "prompts_solved": sum(1 for i2 in bucket if rounds.passed[i2]),
+                "prompts_unsolved": len(unsolved),
+                "unsolved": unsolved,
+            }
+            summary.prompts_solved += stats["adaptive"]["prompts_solved"]
+            summary.prompts_unsolved += len(unsolved)
+            summary.samples_passed += stats["adaptive"]["passed"]
         writer.put(k, rows, stats)
         summary.shards_written += 1
         summary.samples_written += len(rows)
 
-    journaled = {k: set(buckets[k]) for k in todo}
+    def take_finals() -> None:
+        while True:
+            try:
+                k, _ = rounds.finals.get_nowait()
+            except queue.Empty:
+                return
+            remaining[k] -= 1
+            if progress:
+                rate = summary.tokens_written / max(time.monotonic() - clock[0], 1e-9) if clock else 0.0
+                progress.update(task, advance=1, tok_s=f"{rate:,.0f} tok/s")
+            if remaining[k] == 0:
+                finish(k)
+
     writer = _Writer(store, on_sealed)
     total_prompts = sum(remaining.values())
     # started when the engine takes its first prompt (its start-up is a phase of its own)
     task = progress.add_task(f"{label} (prompts)", total=total_prompts, start=False) if progress else None
+    clean = False
     try:
         for k in [k for k in todo if remaining[k] == 0]:  # wholly in the journal: no engine needed
             finish(k)
+        for k, i, rows in from_journal:
+            rounds.opened()
+            rounds.submit(k, i, max(r["sample_index"] for r in rows) // s.num_samples, rows)
         results = engine.stream(requests(), params) if total_prompts else iter(())
         for result in results:
-            k, i = result.key
+            k, i, rnd = result.key
             if result.error:
+                buckets[k].setdefault(i, [])
                 if result.permanent:
-                    buckets[k][i] = []
                     reject = {"id": prompts[i]["id"], "reason": result.error}
                     rejects[k].append(reject)
                     journal.add(k, i, [], reject)
                 else:
                     failed_shards.add(k)
                     summary.failed_requests.append(f"{prompts[i]['id']}: {result.error}")
-                    buckets[k][i] = []
+                rounds.submit(k, i, rnd, [], more=False)
             else:
-                rows = _rows_for(prompts[i], users.pop(i), result, engine.teacher, params.as_dict())
-                buckets[k][i] = rows
+                rows = _rows_for(
+                    prompts[i], user_of(i), result, engine.teacher, sampling, rnd * s.num_samples
+                )
+                buckets[k].setdefault(i, []).extend(rows)
                 journal.add(k, i, rows)
                 toks = sum(r["completion_tokens"] or 0 for r in rows)
                 shard_tokens[k] += toks
                 summary.tokens_written += toks
-            remaining[k] -= 1
-            if progress:
-                rate = summary.tokens_written / max(time.monotonic() - clock[0], 1e-9)
-                progress.update(task, advance=1, tok_s=f"{rate:,.0f} tok/s")
-            if remaining[k] == 0:
-                finish(k)
-            elif journal.due():
+                rounds.submit(k, i, rnd, rows)
+            rounds.check()
+            take_finals()
+            if journal.due():
                 journal.flush()
+        rounds.close()  # every submitted round verified
+        rounds.check()
+        take_finals()
+        clean = True
     finally:
         try:
             journal.flush()  # on any way out (an error, SIGTERM): keep every finished request
         finally:
-            writer.close()
+            try:
+                if not clean:
+                    rounds.abandon()
+            finally:
+                writer.close()
     log(
         f"sent {summary.requests_sent} requests to the teacher"
         + (
@@ -329,7 +409,9 @@ def _generate(
             else ""
         )
     )
-    if summary.failed_requests:
+    if adaptive:
         log(
-            f"{len(summary.failed_requests)} requests failed in {len(failed_shards)} shards; first: {summary.failed_requests[0]}"
+            f"adaptive sampling: {summary.samples_written} samples for {summary.prompts_solved + summary.prompts_unsolved} "
+            f"prompts, {summary.samples_passed} verified; {summary.prompts_unsolved} prompts never solved "
+            f"in {s.max_samples} samples"
         )
