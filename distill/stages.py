@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from distill.config import StrictModel, load_section
 from distill.config import read_recipe as read_sections
+from distill.cost import Prices
 
 # every section a recipe may have (besides `name` and `description`), in the order they validate
 SECTIONS = ("generate", "filter", "mix", "eval", "train", "run")
@@ -30,6 +31,11 @@ class RunConfig(StrictModel):
     )
     baseline: str | None = Field(
         None, description="Also evaluate this model (e.g. the student before training) and compare."
+    )
+    cost: Prices | None = Field(
+        None,
+        description="Prices (per million input/output tokens, per accelerator-hour): `distill run` shows "
+        "each stage's cost and the run's, and gives them to generate (generate.cost) unless it has its own.",
     )
     train_launcher: str | None = Field(
         None,

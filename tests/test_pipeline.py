@@ -132,7 +132,7 @@ def test_summary_lists_every_stage_with_time_counts_and_outputs(tmp_path):
     lines = run_summary(run_folder, done, state, 4000.0)
     assert lines[0] == "run summary (1 h 06 min):"
     header, gen, filt, train, ev = lines[1:6]
-    assert header.split() == ["stage", "time", "in", "out", "output"]
+    assert header.split() == ["stage", "time", "in", "out", "spent", "output"]
     assert gen.split()[:2] == ["generate", "1"] and "16 prompts" in gen and "64 samples, 20,480 tokens" in gen
     assert gen.endswith(str(run_folder / "generate"))
     assert (
@@ -146,6 +146,66 @@ def test_summary_lists_every_stage_with_time_counts_and_outputs(tmp_path):
     assert lines[-1] == f"run folder: {run_folder}   logs: {run_folder / 'logs'}"
     # columns line up
     assert len({line.index(str(run_folder)) for line in (gen, train)}) == 1
+
+
+def test_a_priced_run_shows_each_stages_cost_the_total_and_the_cost_per_kept_row(tmp_path):
+    from distill.cost import Prices
+
+    run_folder = tmp_path / "run"
+    write(
+        run_folder / "generate/manifest.json",
+        {"totals": {"prompts": 16, "rows": 64, "completion_tokens": 20000}},
+    )
+    spent = {"requests": 16, "prompt_tokens": 4000, "completion_tokens": 20000, "wall_s": 1800.0,
+             "cpu_s": 10.0, "accelerators": 1, "accelerator_hours": 0.5}  # fmt: skip
+    write(run_folder / "generate/spent/worker-00000.json", {"runs": [spent]})
+    write(run_folder / "filter/manifest.json", {"totals": {"rows": 64, "kept": 40}})
+    write(
+        run_folder / "filter/report.json",
+        {"cost": {"per_kept_row": {"teacher_tokens": 600.0, "money": 0.05}, "currency": "USD"}},
+    )
+    write(
+        run_folder / "train/manifest.json",
+        {"data": {"rows_kept": 40}, "runtime": {"world_size": 2, "cuda": True},
+         "training": {"global_step": 10, "wall_s": 5400.0}},
+    )  # fmt: skip
+    prices = Prices(input_per_million=1.0, output_per_million=2.0, accelerator_hour=4.0)
+    state = {
+        "stages": {"generate": {"seconds": 1800.0}, "filter": {"seconds": 4.0}, "train": {"seconds": 5400.0}}
+    }
+    done = [("generate", "ran"), ("filter", "ran"), ("train", "ran")]
+    lines = run_summary(run_folder, done, state, 7300.0, prices)
+    gen, filt, train = lines[2:5]
+    # generate: 4,000 x $1/M + 20,000 x $2/M + 0.5 h x $4 = $2.044; train: 2 GPUs x 1.5 h x $4 = $12
+    assert "24,000 tokens (4,000 in, 20,000 out), 0.50 accelerator-h, $2.04" in gen
+    assert "3.00 accelerator-h, $12.00" in train
+    assert "tokens" not in filt.split("kept")[1].split(str(run_folder))[0]  # the filter spent no tokens
+    assert "run cost: 24,000 tokens (4,000 in, 20,000 out), 3.50 accelerator-h, $14.04" in lines
+    assert "per kept SFT row: 600.0 teacher tokens, $0.0500 (report: filter/report.md)" in lines
+
+
+def test_a_part_done_generate_says_what_it_spent_and_what_the_rest_will_cost(tmp_path):
+    from distill.cost import Prices
+    from distill.pipeline import part_done_lines
+
+    folder = tmp_path / "generate"
+    write(
+        folder / "manifests/worker-00000-of-00001.json",
+        {"info": {"prompts": 100}, "shards": {"data/train-00000-of-00004.parquet": {"prompts": 25}}},
+    )
+    spent = {"requests": 25, "prompt_tokens": 2500, "completion_tokens": 50000, "accelerator_hours": 1.0}
+    write(folder / "spent/worker-00000.json", {"runs": [spent]})
+    lines = part_done_lines("generate", folder, Prices(output_per_million=10.0))
+    assert lines[0] == (
+        "part-done: 25 of 100 prompts (25%); spent so far 52,500 tokens (2,500 in, 50,000 out), 1.00 accelerator-h, $0.5000"
+    )
+    # three times as much again
+    assert (
+        lines[1]
+        == "to finish, at the rate so far: about 157,500 tokens (7,500 in, 150,000 out), 3.00 accelerator-h, $1.50"
+    )
+    write(folder / "manifest.json", {"complete": True})
+    assert part_done_lines("generate", folder, None) == []
 
 
 def test_a_run_ends_with_its_summary_and_prints_only_its_folder_on_stdout(tmp_path, run_dir):

@@ -67,6 +67,7 @@ class Engine(ABC):
 
     teacher: str
     revision: str | None = None
+    accelerators: int | None = None  # GPUs this engine holds (0 on the CPU; None: remote, unknown)
 
     @abstractmethod
     def stream(self, requests: Iterable[Request], params: SamplingParams) -> Iterator[Result]:

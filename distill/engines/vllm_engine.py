@@ -61,6 +61,7 @@ class VLLMEngine(Engine):
         self.think_prefill = think_prefill
         self.max_in_flight = cfg.max_in_flight
         on_cpu = current_platform.is_cpu()
+        self.accelerators = 0 if on_cpu else cfg.tensor_parallel_size
         kwargs = dict(
             model=path,
             tensor_parallel_size=cfg.tensor_parallel_size,

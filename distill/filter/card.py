@@ -296,6 +296,10 @@ def _cost(report: dict[str, Any]) -> list[str]:
     cost = report.get("cost")
     if not cost:
         return ["## Cost", "", "Not recorded by this version of the filter report.", ""]
+    if isinstance(cost, dict) and "teacher" in cost:  # the filter report's cost (filter/cost.py)
+        from distill.filter.cost import cost_markdown
+
+        return [*cost_markdown(cost), ""]
     if isinstance(cost, dict):
         return ["## Cost", "", *_table(["item", "value"], [[k, _code(v)] for k, v in cost.items()])]
     return ["## Cost", "", _code(cost), ""]

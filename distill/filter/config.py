@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_serializer, model_validator
 
 from distill.config import StrictModel
+from distill.cost import Prices
 from distill.filter.card import CardConfig
 from distill.filter.decontam import DecontamConfig
 from distill.filter.dedup import DedupConfig
@@ -136,6 +137,12 @@ class FilterConfig(StrictModel):
     keep_work: bool = Field(False, description="Keep the intermediate work/ folder after a complete run.")
     # not part of the output's identity (exclude: not in the manifest's config either): a new
     # license rewrites no row; the card records it
+    cost: Prices | None = Field(
+        None,
+        exclude=True,
+        description="Prices of the teacher's spending for the report's cost lines; by default those "
+        "the generate folder recorded (generate.cost). Not part of the output's identity.",
+    )
     card: CardConfig = Field(
         default_factory=CardConfig,
         exclude=True,

@@ -47,6 +47,7 @@ def count_rows(keys: Keys, plan: Plan, input_rejects: list[dict] | None = None) 
         "verdicts": Counter(v or "none" for v in keys.verdicts),
         "kept_tokens": [],
         "rejected_tokens": [],
+        "reason_tokens": Counter(),  # completion tokens of the rows each reason dropped
     }
     # a row's tokens: completion_tokens, else characters / 4 - exactly its preference length
     for stage, reason, tokens in zip(stages, reasons, keys.lengths, strict=True):
@@ -54,7 +55,9 @@ def count_rows(keys: Keys, plan: Plan, input_rejects: list[dict] | None = None) 
             counts["kept_tokens"].append(tokens)
         else:
             counts["stages"][stage] += 1
-            counts["reasons"][f"{stage}: {reason_group(stage, reason)}"] += 1
+            key = f"{stage}: {reason_group(stage, reason)}"
+            counts["reasons"][key] += 1
+            counts["reason_tokens"][key] += tokens
             counts["rejected_tokens"].append(tokens)
     counts["kept"] = len(counts["kept_tokens"])
     return counts
@@ -228,13 +231,21 @@ def _markdown(report: dict[str, Any], plots: list[str], cfg: FilterConfig | None
     for name in ("kept", "rejected"):
         q = lengths[name]
         lines.append(f"| {name} | {q['count']} | {q['p50']} | {q['p90']} | {q['max']} |")
+    if report.get("cost"):
+        from distill.filter.cost import cost_markdown
+
+        lines += ["", *cost_markdown(report["cost"])]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
 def write_report(out: Path, counts: dict[str, Any], plan: Plan, cfg: FilterConfig) -> dict[str, Any]:
+    from distill.filter.cost import cost_section, teacher_spent
+
     report = build_report(counts, plan)
+    # the funnel in tokens and money: what the teacher spent, per kept row, per reject reason
+    report["cost"] = cost_section(counts, teacher_spent(cfg.input.path, cfg.cost))
     plots = _plots(out, report, counts, plan)
     report["plots"] = plots
     atomic_write_text(out / "report.json", json.dumps(report, indent=1))

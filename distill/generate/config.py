@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from distill.config import StrictModel
+from distill.cost import Prices
 from distill.engines.config import EngineConfig
 from distill.inputs import InputConfig
 from distill.prompts import PromptConfig
@@ -61,6 +62,12 @@ class GenerateConfig(StrictModel):
         default_factory=VerifyConfig,
         description="How adaptive sampling (sampling.until_pass) verifies each round: the filter's "
         "`verify` section (distill run copies the filter's when this one is not given).",
+    )
+    cost: Prices | None = Field(
+        None,
+        description="Prices of what the teacher spends (per million input/output tokens for an endpoint, "
+        "per accelerator-hour for a local engine): the manifest, the filter report and `distill run` "
+        "show money beside tokens. `distill run` copies the recipe's top-level `cost` here.",
     )
     journal_flush_seconds: float = Field(
         2.0,

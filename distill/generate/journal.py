@@ -174,3 +174,13 @@ class Journal:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
         fsync_dir(folder)
+
+
+def prompts_in_segment(path: Path) -> set[int]:
+    """The prompt indices a journal segment finishes (empty when it does not read back)."""
+    try:
+        with pa.memory_map(str(path)) as source:
+            meta = json.loads((pa.ipc.open_file(source).schema.metadata or {})[_META])
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError):
+        return set()
+    return {i for i, _ in meta.get("prompts", [])} | {i for i, _ in meta.get("rejected", [])}

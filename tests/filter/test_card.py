@@ -137,6 +137,10 @@ def test_the_sft_card_body_comes_from_the_manifests_and_the_report(filtered):
     assert "--decontaminate" in body
     assert "math-verify" in body and "### generate" in body and "### filter" in body
     assert "## Cost" in body
+    # the cost lines of the report: the quickstart-like folder has no generate record, so its rows' tokens
+    cost = report["cost"]
+    assert f"Teacher (the input rows (no generate record)): {cost['teacher']['completion_tokens']:,} completion tokens" in body
+    assert "| where the completion tokens went |" in body
 
 
 def test_load_dataset_reads_the_sft_folder_through_its_card_offline(filtered):
