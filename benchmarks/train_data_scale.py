@@ -27,8 +27,9 @@ Per process: wall time of prepare, its phases (fingerprint, read, tokenize, load
 Prepared.timings), the peak RSS from the kernel (ru_maxrss of the process and of its finished
 children, the tokenization workers), and peaks sampled every 0.2 s from /proc/PID/status over the
 whole process tree: VmRSS and its anonymous part RssAnon (RssFile, the memory-mapped Arrow pages
-the process touched, is page cache the kernel can drop at any time). The baseline is the RSS after
-the imports, before prepare. Tokenization throughput: rows/s and tokens/s over the tokenize phase,
+the process touched, is page cache the kernel can drop at any time). baseline_rss_mb is the RSS
+after `import datasets, transformers, trl` (lazy: torch and the tokenizer load inside prepare);
+rank 1's peak is the better measure of a process's fixed cost. Tokenization throughput: rows/s and tokens/s over the tokenize phase,
 and per core (divided by the worker processes, num_proc). Runs alternate (1 process, torchrun,
 1 process, ...) --repeats times per size; the run of median prepare time is reported.
 
