@@ -1,8 +1,8 @@
 """What a stage spent, and what it cost: tokens, time, accelerators, and money where priced.
 
 A stage that samples a model (generate, eval) records each run of each worker in
-`OUT/spent/worker-IIIII.json` (`record_run`): the requests that came back and their prompt and
-completion tokens, wall and process time, and the accelerators it held. `total_spent` adds them
+`OUT/spent/worker-IIIII.json` (`record_run`): the requests that came back and their prompt tokens (and how
+many of them the engine's prefix cache served) and completion tokens, wall and process time, and the accelerators it held. `total_spent` adds them
 up for the manifest. A recipe may price them (`Prices`): per million input and output tokens for
 an endpoint, per accelerator-hour for a local engine; `money` applies the prices.
 
@@ -24,7 +24,15 @@ from distill.config import StrictModel
 from distill.provenance import atomic_write_text, utc_now
 
 SPENT_DIR = "spent"
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "wall_s", "cpu_s", "accelerator_hours")
+COUNTERS = (
+    "requests",
+    "prompt_tokens",
+    "prompt_cached_tokens",
+    "completion_tokens",
+    "wall_s",
+    "cpu_s",
+    "accelerator_hours",
+)
 
 
 class Prices(StrictModel):
@@ -69,6 +77,7 @@ def record_run(
     requests: int,
     prompt_tokens: int,
     completion_tokens: int,
+    prompt_cached_tokens: int = 0,
     accelerators: int | None,
     complete: bool,
 ) -> dict[str, Any]:
@@ -82,6 +91,7 @@ def record_run(
         "complete": complete,
         "requests": requests,
         "prompt_tokens": prompt_tokens,
+        "prompt_cached_tokens": prompt_cached_tokens,  # of prompt_tokens: prefix-cache hits
         "completion_tokens": completion_tokens,
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),

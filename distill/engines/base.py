@@ -58,6 +58,7 @@ class Result:
     key: Any
     samples: list[Sample] = field(default_factory=list)
     prompt_tokens: int | None = None
+    prompt_cached_tokens: int | None = None  # of prompt_tokens, served from the prefix cache
     error: str | None = None  # the request failed: nothing of it may be written as a sample
     permanent: bool = False  # the failure is the prompt's (e.g. too long), not a transient one
 

@@ -82,7 +82,10 @@ class OpenAIEngine(Engine):
                 text, opened = content, self.think_prefill
             tokens = usage.get("completion_tokens") if n == 1 else None
             samples.append(Sample(text, choice.get("finish_reason"), tokens, opened))
-        return Result(req.key, samples=samples, prompt_tokens=usage.get("prompt_tokens"))
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        return Result(
+            req.key, samples=samples, prompt_tokens=usage.get("prompt_tokens"), prompt_cached_tokens=cached
+        )
 
     async def _one(self, client: httpx.AsyncClient, req: Request, params: SamplingParams) -> Result:
         body = self._body(req, params)

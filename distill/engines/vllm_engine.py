@@ -172,7 +172,12 @@ class VLLMEngine(Engine):
                     Sample(c.text, c.finish_reason, len(c.token_ids), opened)
                     for c in sorted(out.outputs, key=lambda c: c.index)
                 ]
-                yield Result(key, samples=samples, prompt_tokens=len(out.prompt_token_ids or []))
+                yield Result(
+                    key,
+                    samples=samples,
+                    prompt_tokens=len(out.prompt_token_ids or []),
+                    prompt_cached_tokens=out.num_cached_tokens,
+                )
 
     def close(self) -> None:
         if self._llm is not None:

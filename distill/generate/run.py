@@ -58,6 +58,7 @@ class GenerateSummary:
     prompts_unsolved: int = 0
     samples_passed: int = 0
     prompt_tokens_sent: int = 0  # prompt tokens of the requests that came back (one per request)
+    prompt_tokens_cached: int = 0  # of those, served from the engine's prefix cache
     requests_returned: int = 0
     complete: bool = False
     seconds: float = 0.0
@@ -204,6 +205,7 @@ def run_generate(
                 meter,
                 requests=summary.requests_returned,
                 prompt_tokens=summary.prompt_tokens_sent,
+                prompt_cached_tokens=summary.prompt_tokens_cached,
                 completion_tokens=summary.tokens_written,
                 accelerators=engine.accelerators,
                 complete=complete,
@@ -393,6 +395,7 @@ def _generate(
             k, i, rnd = result.key
             summary.requests_returned += 1
             summary.prompt_tokens_sent += result.prompt_tokens or 0
+            summary.prompt_tokens_cached += result.prompt_cached_tokens or 0
             if result.error:
                 buckets[k].setdefault(i, [])
                 if result.permanent:
