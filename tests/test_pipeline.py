@@ -216,3 +216,30 @@ def test_a_run_ends_with_its_summary_and_prints_only_its_folder_on_stdout(tmp_pa
     assert summary[2].split()[0] == "filter" and "4 traces" in summary[2]
     again = run(recipe(tmp_path, run_dir))
     assert "up to date" in again.stderr[again.stderr.index("run summary") :]
+
+
+def test_run_cost_goes_to_generate_and_adaptive_sampling_gets_the_filters_verify_policy(tmp_path):
+    from distill.pipeline import _wire
+
+    data = {
+        "generate": {
+            "input": {"path": "p.jsonl"},
+            "sampling": {"num_samples": 2, "until_pass": 1, "max_samples": 8},
+        },
+        "filter": {"verify": {"math": {"answer_format": "lenient"}}},
+    }
+    out = {"generate": tmp_path / "generate"}
+    prices = {
+        "input_per_million": 1.0,
+        "output_per_million": 2.0,
+        "accelerator_hour": None,
+        "currency": "USD",
+    }
+    section, argv = _wire("generate", data, out, ["generate", "filter"], None, prices)
+    assert section["cost"] == prices and section["verify"] == {"math": {"answer_format": "lenient"}}
+    assert argv[:2] == ["generate", "p.jsonl"]
+    own = {
+        "generate": {**data["generate"], "cost": {"accelerator_hour": 3.0}, "verify": {"on_error": "keep"}}
+    }
+    section, _ = _wire("generate", {**data, **own}, out, ["generate", "filter"], None, prices)
+    assert section["cost"] == {"accelerator_hour": 3.0} and section["verify"] == {"on_error": "keep"}
