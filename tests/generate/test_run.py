@@ -147,6 +147,7 @@ def test_killed_run_resumes_exactly_once(resumed_run):
 def test_sigterm_flushes_the_journal_and_stops_every_engine_process(resumed_run):
     second = resumed_run["second"]
     assert second["code"] == 143, second["log"][-2000:]
+    print(f"SIGTERM mid-run: stopped in {second['seconds']:.1f} s")
     assert second["seconds"] < 30, f"took {second['seconds']:.1f} s to stop after SIGTERM"
     assert "stopped by SIGTERM" in second["log"] and "run the same command again" in second["log"]
     assert second["survivors"] == [], f"processes outlived the stage: {second['survivors']}"
@@ -186,6 +187,7 @@ def test_sigterm_while_the_engine_starts_leaves_no_process(tmp_path, builtin_mod
     assert code == 143 and "stopped by SIGTERM" in text, text[-2000:] + (
         log_path.read_text()[-2000:] if log_path.exists() else ""
     )
+    print(f"SIGTERM during the engine's start: stopped in {seconds:.1f} s")
     assert seconds < 30, f"took {seconds:.1f} s to stop"
     assert survivors == [], f"processes outlived the stage: {survivors}"
     assert not sealed_in_manifest(out) and read_ids(out) == []
