@@ -12,12 +12,14 @@ never trained on. A row is kept or dropped with a reason, and every reason is co
 - no_answer_tokens: with truncate, the cut left no assistant token.
 
 Arrow end to end, in batches: `read_conversations` streams the files (Parquet record batches, JSONL
-lines) BATCH_ROWS rows at a time, validates each batch and appends the usable conversations to an
-Arrow stream file (`conversations.arrow`, with each row's origin `file#row`); `tokenize_all` maps
-that file, memory-mapped, with `datasets.map(batched=True, num_proc=...)` into Arrow files of
-input_ids + labels (int32) holding only the kept rows. No process holds every conversation in
-Python: the multi-turn check and the drop accounting (counts, and one small record per dropped
-row) are done batch by batch; memory grows with the batch, not with the data.
+lines) BATCH_ROWS rows at a time, validates each row and appends the usable conversations to an
+Arrow IPC file (`conversations.arrow`, record batches of MAP_BATCH rows, with each row's origin
+`file#row`); `tokenize_all` runs `datasets.map(batched=True, num_proc=...)` over the indices of
+those record batches: each worker reads its batches one at a time with an ordinary (not
+memory-mapped) reader and writes input_ids + labels (int32) of the kept rows into Arrow files. No
+process holds every conversation in Python, and none keeps the text it has read mapped: the
+multi-turn check and the drop accounting (counts, and one small record per dropped row) are done
+batch by batch; memory grows with the batch, not with the data.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -39,8 +42,8 @@ from distill.train.template import TemplateMismatch, assistant_spans, tokenize_w
 
 ROLES = ("system", "user", "assistant")
 DATA_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
-BATCH_ROWS = 1024  # rows read, validated and written at a time
-MAP_BATCH = 64  # rows per tokenization batch
+BATCH_ROWS = 1024  # rows read from a file at a time
+MAP_BATCH = 64  # rows per record batch of conversations.arrow = per tokenization call
 CONVERSATIONS = "conversations.arrow"
 READ_SUMMARY = "read.json"
 TOKENS_META = "meta.json"
@@ -50,8 +53,8 @@ TOKENS_META = "meta.json"
 class Conversations:
     """What was read: counts, the fingerprint, what was dropped, and where the kept rows are.
 
-    The kept conversations themselves are in `dataset` (Arrow, memory-mapped: columns `messages`
-    and `origin`), or None for a summary loaded without them (a process that uses a cache).
+    The kept conversations themselves are in the Arrow IPC file `path` (columns `messages` and
+    `origin`), or None for a summary loaded without them (a process that uses a cache).
     """
 
     files: list[str] = field(default_factory=list)
@@ -61,7 +64,7 @@ class Conversations:
     rows_kept: int = 0  # rows that passed reading (before tokenization)
     multi_turn: bool = False  # some conversation has 2+ assistant turns (the template probe uses two)
     dropped: list[dict[str, Any]] = field(default_factory=list)
-    dataset: Any = None
+    path: str | None = None
     _tmp: list[Any] = field(default_factory=list, repr=False)  # temporary folders the files live in
 
     def drop(self, origin: str, reason: str, **extra: Any) -> None:
@@ -72,6 +75,13 @@ class Conversations:
 
     def __len__(self) -> int:
         return self.rows_kept
+
+    def table(self) -> Any:
+        """The kept conversations as one pyarrow Table (read into memory: for small sets and tests)."""
+        import pyarrow as pa
+
+        with pa.OSFile(str(self.path)) as source:
+            return pa.ipc.open_file(source).read_all()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,15 +95,14 @@ class Conversations:
         }
 
     @classmethod
-    def load(cls, folder: Path, with_dataset: bool = True) -> Conversations | None:
+    def load(cls, folder: Path, with_rows: bool = True) -> Conversations | None:
         """What `read_conversations(..., folder)` wrote there (None when it is not complete)."""
         summary = folder / READ_SUMMARY
-        if not summary.is_file() or (with_dataset and not (folder / CONVERSATIONS).is_file()):
+        if not summary.is_file() or (with_rows and not (folder / CONVERSATIONS).is_file()):
             return None
         conv = cls(**json.loads(summary.read_text(encoding="utf-8")))
-        conv.dataset = None
-        if with_dataset:
-            conv.dataset = _load_arrow([folder / CONVERSATIONS])
+        if with_rows:
+            conv.path = str(folder / CONVERSATIONS)
         return conv
 
 
@@ -163,7 +172,7 @@ def read_conversations(path: str | Path, folder: str | Path | None = None) -> Co
     target = folder / CONVERSATIONS
     partial = target.with_name(target.name + ".partial")
     schema = pa.schema([pa.field("messages", conversation_type), pa.field("origin", pa.string())])
-    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+    with pa.OSFile(str(partial), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         messages: list[list[dict[str, str]]] = []
         origins: list[str] = []
 
@@ -194,12 +203,12 @@ def read_conversations(path: str | Path, folder: str | Path | None = None) -> Co
                 messages.append(normalized)
                 origins.append(origin)
                 conv.rows_kept += 1
-                if len(messages) >= BATCH_ROWS:
+                if len(messages) >= MAP_BATCH:
                     flush()
         flush()
     partial.replace(target)
     (folder / READ_SUMMARY).write_text(json.dumps(conv.summary()), encoding="utf-8")
-    conv.dataset = _load_arrow([target])
+    conv.path = str(target)
     return conv
 
 
@@ -233,16 +242,16 @@ def tokenize_all(
 ) -> tuple[Any, dict[str, int]]:
     """A datasets.Dataset of input_ids + labels for the kept rows; drops are added to `conv.dropped`.
 
-    `conv.dataset` is mapped in batches (`num_proc` processes) straight into Arrow files in
-    `folder` (tokens*.arrow; a temporary folder when None), which the returned dataset
-    memory-maps. Each worker appends a line per batch to batches-RANK.jsonl there: the batch's
+    The record batches of `conv.path` are tokenized (`num_proc` processes, each reading its
+    batches one at a time) straight into Arrow files in `folder` (tokens*.arrow; a temporary
+    folder when None), which the returned dataset memory-maps. Each worker appends a line per batch to batches-RANK.jsonl there: the batch's
     drops and token counts, so that nothing reads the tokens back (this process never touches
     their pages). The drops are added to `conv.dropped` in row order. Returns the dataset and token
     counts (tokens, answer_tokens) of the kept rows.
     """
-    from datasets import Features, List, Value
+    from datasets import Dataset, Features, List, Value
 
-    if conv.dataset is None:
+    if conv.path is None:
         raise ValueError(
             "tokenize_all needs the conversations themselves (read_conversations), not a summary"
         )
@@ -254,10 +263,16 @@ def tokenize_all(
     for stale in [*folder.glob("tokens*.arrow"), *folder.glob("batches-*.jsonl"), folder / TOKENS_META]:
         stale.unlink(missing_ok=True)
 
+    path = conv.path
+
     def _map(batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "labels": []}
         record: dict[str, Any] = {"tokens": 0, "answer_tokens": 0, "dropped": []}
-        for messages, origin in zip(batch["messages"], batch["origin"], strict=True):
+        rows = [_conversation_batch(path, index) for index in batch["batch"]]
+        pairs = [
+            pair for columns in rows for pair in zip(columns["messages"], columns["origin"], strict=True)
+        ]
+        for messages, origin in pairs:
             ids, labels, reason = tokenize_conversation(tokenizer, template, messages, max_length, truncate)
             if reason is None:
                 out["input_ids"].append(ids)
@@ -271,19 +286,21 @@ def tokenize_all(
         return out
 
     features = Features({"input_ids": List(Value("int32")), "labels": List(Value("int32"))})
-    num_proc = num_proc if num_proc and num_proc > 1 and len(conv.dataset) > 1 else None
-    mapped = conv.dataset.map(
+    indices = Dataset.from_dict({"batch": list(range(_batch_count(path)))})
+    num_proc = num_proc if num_proc and num_proc > 1 and len(indices) > 1 else None
+    mapped = indices.map(
         _map,
         batched=True,
-        batch_size=MAP_BATCH,
+        batch_size=1,  # one record batch of MAP_BATCH conversations per call
         num_proc=num_proc,
         with_rank=True,
-        remove_columns=conv.dataset.column_names,
+        remove_columns=["batch"],
         features=features,
         cache_file_name=str(folder / "tokens.arrow"),
         new_fingerprint=fingerprint or hashlib.sha256(str(folder).encode()).hexdigest()[:16],
         desc="tokenizing",
     )
+    _READER.clear()  # this process's reader, when it tokenized itself (num_proc 1)
     stats = {"tokens": 0, "answer_tokens": 0}
     for batches in sorted(folder.glob("batches-*.jsonl")):  # shard order = row order
         with open(batches, encoding="utf-8") as fh:
@@ -295,6 +312,34 @@ def tokenize_all(
     names = [Path(f["filename"]).name for f in mapped.cache_files]
     dataset = load_tokens(folder, names) if names else mapped
     return dataset, stats
+
+
+_READER: dict[str, Any] = {}  # this process's open reader of a conversations file
+
+
+def _open_conversations(path: str) -> Any:
+    """An IPC file reader of `path` (ordinary reads, no memory map), kept open while the file is the same."""
+    import pyarrow as pa
+
+    stat = os.stat(path)
+    key = f"{path}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+    if _READER.get("key") != key:
+        _READER.clear()
+        _READER.update(key=key, reader=pa.ipc.open_file(pa.OSFile(path)))
+    return _READER["reader"]
+
+
+def _batch_count(path: str) -> int:
+    """Record batches in a conversations file (opened and closed here: forked workers open their own)."""
+    import pyarrow as pa
+
+    with pa.OSFile(path) as source:
+        return pa.ipc.open_file(source).num_record_batches
+
+
+def _conversation_batch(path: str, index: int) -> dict[str, list]:
+    """Record batch `index` of a conversations file as Python lists (read now, freed after use)."""
+    return _open_conversations(path).get_batch(index).to_pydict()
 
 
 def load_tokens(folder: Path, names: list[str]) -> Any:

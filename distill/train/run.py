@@ -188,7 +188,6 @@ def _prepare_data(
     if rank == 0 and len(dataset):
         pointer = {"fingerprint": conv.fingerprint, "key": key}
         (root / CACHE_POINTER).write_text(json.dumps(pointer), encoding="utf-8")
-    conv.dataset = None  # the conversations are not needed any more (the files stay for another key)
     timings["prepare_s"] = round(time.perf_counter() - started, 3)
     return conv, choice, added, dataset, stats, timings
 
@@ -208,7 +207,7 @@ def _shared_cache(root: Path) -> tuple[Conversations, str] | None:
     if not pointer.is_file():
         return None
     ref = json.loads(pointer.read_text(encoding="utf-8"))
-    conv = Conversations.load(root / f"read-{ref['fingerprint']}", with_dataset=False)
+    conv = Conversations.load(root / f"read-{ref['fingerprint']}", with_rows=False)
     return None if conv is None else (conv, ref["key"])
 
 

@@ -86,9 +86,9 @@ def test_parquet_folder_with_manifest(tmp_path):
     write_parquet(folder / "shard-00001.parquet", gsm8k_rows(2, start=3))
     (folder / "manifest.json").write_text(json.dumps({"rows": 5}))
     conv = read_conversations(folder)
-    assert len(conv) == 5 and len(conv.dataset) == 5 and conv.rows_read == 5
+    assert len(conv) == 5 and conv.table().num_rows == 5 and conv.rows_read == 5
     assert conv.manifest_sha256 and len(conv.fingerprint) == 16
-    assert conv.dataset[3]["origin"] == "shard-00001.parquet#0"
+    assert conv.table()["origin"][3].as_py() == "shard-00001.parquet#0"
     (folder / "manifest.json").write_text(json.dumps({"rows": 6}))
     assert read_conversations(folder).fingerprint != conv.fingerprint
 
