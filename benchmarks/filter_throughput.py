@@ -59,7 +59,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO))  # after PYTHONPATH: a baseline copy of distill can be measured
@@ -131,12 +133,12 @@ def _answers(g: int, fraction_gold: bool) -> tuple[list[str], list[str]]:
 
 def _build_chunk(args: tuple) -> dict:
     """Build `n` rows (seeded), rewrite golds and answers, seal them as shards k, k+C, k+2C..."""
-    root, chunk, chunks, n, seed, shard_rows, num_shards, identity = args
+    root, chunk, chunks, n, seed, shard_rows, num_shards, identity, chars = args
     from benchmarks.corpus import build_corpus
     from distill.schema import TRACE_SCHEMA, to_table
     from distill.shards import ShardStore
 
-    corpus = build_corpus(n, seed=seed)
+    corpus = build_corpus(n, seed=seed, min_chars=chars[0], max_chars=chars[1])
     rng = random.Random(f"answers:{seed}")
     golds = _gsm8k_golds()
     gold_of: dict[str, tuple[int, bool, int | None]] = {}
@@ -175,9 +177,15 @@ def _build_chunk(args: tuple) -> dict:
     return truth
 
 
-def ensure_corpus(workdir: Path, n: int, seed: int, shard_rows: int, rebuild: bool) -> tuple[Path, dict]:
-    """The corpus folder for (n, seed, shard_rows), built if missing; (folder, ground truth)."""
-    root = workdir / f"corpus-v{CORPUS_VERSION}-n{n}-s{seed}-r{shard_rows}"
+DEFAULT_CHARS = (8_000, 30_000)  # reasoning characters per trace (`build_corpus`'s default)
+
+
+def ensure_corpus(
+    workdir: Path, n: int, seed: int, shard_rows: int, rebuild: bool, chars: tuple[int, int] = DEFAULT_CHARS
+) -> tuple[Path, dict]:
+    """The corpus folder for (n, seed, shard_rows, chars), built if missing; (folder, ground truth)."""
+    tail = "" if chars == DEFAULT_CHARS else f"-c{chars[0]}-{chars[1]}"
+    root = workdir / f"corpus-v{CORPUS_VERSION}-n{n}-s{seed}-r{shard_rows}{tail}"
     truth_path = root / "truth.json"
     if truth_path.exists() and (root / "manifest.json").exists() and not rebuild:
         return root, json.loads(truth_path.read_text())
@@ -189,7 +197,7 @@ def ensure_corpus(workdir: Path, n: int, seed: int, shard_rows: int, rebuild: bo
         raise SystemExit(f"--shard-rows {shard_rows} must divide the chunk size {sizes[0]}")
     num_shards = sum(-(-s // shard_rows) for s in sizes)
     identity = {"stage": "generate", "benchmark": "filter_throughput", "n": n, "seed": seed}
-    jobs = [(root, c, chunks, sizes[c], seed * 1000 + c, shard_rows, num_shards, identity)
+    jobs = [(root, c, chunks, sizes[c], seed * 1000 + c, shard_rows, num_shards, identity, chars)
             for c in range(chunks)]  # fmt: skip
     from distill.shards import ShardStore, merge_manifests
 
@@ -506,6 +514,91 @@ def run_reference(corpus: Path, n: int, out: Path) -> dict:
     return result
 
 
+# --- what grows with the rows ---------------------------------------------------------------------
+
+
+def memory_breakdown(corpus: Path, out: Path) -> dict:
+    """In this (fresh) process, from a finished run's kept `work/`: the main process's memory that
+    grows with the rows, structure by structure as the stage builds it: bytes alive after each step
+    by tracemalloc (Python objects and numpy arrays; each step's objects kept alive while the next
+    is measured), and each step's own peak. The structures: the plan's keys (their signature array
+    apart), the row-id index (a dict of every id: the merge's repeated-id check, and the first
+    pass's, which holds its own id strings), the exact-dedup digests, the LSH index of the rows that share a band, and
+    `make_plan` as the stage runs it (with its own dedup structures)."""
+    import gc
+    import tracemalloc
+
+    import numpy as np
+
+    from distill.filter.config import FilterConfig
+    from distill.filter.dedup import ExactDedup, NearDedup, rows_sharing_a_band
+    from distill.filter.plan import make_plan
+    from distill.filter.traces import list_trace_files
+    from distill.filter.work import ids_of_sealed, read_keys
+    from distill.shards import ShardStore
+
+    gc.disable()  # as in the filter's main process (garbage collection 100x rarer)
+    cfg, files = FilterConfig(), list_trace_files(corpus)
+    work = ShardStore(out / "work", {}, len(files))
+    for path in (out / "work" / "manifests").glob("worker-*.json"):
+        work.shards.update(json.loads(path.read_text())["shards"])
+    held: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    tracemalloc.start()
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        value = fn()
+        now, peak = tracemalloc.get_traced_memory()
+        held[name], peaks[name] = (now - before) / 2**20, (peak - before) / 2**20
+        return value
+
+    keys = step("plan keys (read_keys)", lambda: read_keys(work, files, cfg.dedup.num_perm))
+    held["  of which MinHash signatures (numpy)"] = keys.signatures.nbytes / 2**20
+    seen = step("row-id index, merge (ids shared with the keys)",
+                lambda: {rid: k for k, (a, b) in enumerate(keys.bounds) for rid in keys.ids[a:b]})  # fmt: skip
+    del seen
+    gc.collect()
+    seen = step("row-id index, first pass (ids_of_sealed: its own id strings)",
+                lambda: ids_of_sealed(files, work, [len(files)]))  # fmt: skip
+    del seen
+    gc.collect()  # what a step left behind in reference cycles
+    alive = sorted((i for i, s in enumerate(keys.stage1) if s is None), key=keys.preference)
+
+    def exact_index() -> ExactDedup:
+        exact = ExactDedup()
+        for i in alive:
+            exact.add_digest(keys.ids[i], keys.digests[i])
+        return exact
+
+    exact = step("exact-dedup digests (ExactDedup)", exact_index)
+    del exact
+    gc.collect()  # what a step left behind in reference cycles
+    shared = rows_sharing_a_band(keys.signatures[np.array(alive)], cfg.dedup.bands, cfg.dedup.rows)
+
+    def near_index() -> NearDedup:
+        near = NearDedup(cfg.dedup)
+        for i, may in zip(alive, shared.tolist(), strict=True):
+            if may:
+                near.add_signature(keys.ids[i], keys.signatures[i])
+        return near
+
+    near = step("LSH index (NearDedup, rows sharing a band)", near_index)
+    del near
+    gc.collect()  # what a step left behind in reference cycles
+    plan = step("make_plan (its result; peak: all of it)", lambda: make_plan(keys, cfg))
+    tracemalloc.stop()
+    return {
+        "rows": len(keys.ids),
+        "rows_reaching_dedup": len(alive),
+        "rows_sharing_an_lsh_band": int(shared.sum()),
+        "second_pass_decisions": len(plan.decisions),
+        "held_mib": {k: round(v, 1) for k, v in held.items()},
+        "peak_mib": {k: round(v, 1) for k, v in peaks.items()},
+    }
+
+
 # --- main ------------------------------------------------------------------------------------------
 
 
@@ -520,6 +613,8 @@ def main() -> None:
     parser.add_argument("--reference-small", type=int, default=500,
                         help="Rows of a second reference run: its start-up vs per-row cost (0: skip).")  # fmt: skip
     parser.add_argument("--shard-rows", type=int, default=2000, help="Rows per input shard.")
+    parser.add_argument("--trace-chars", default="8000,30000",
+                        help="MIN,MAX characters of each trace's reasoning (shorter traces: 1M rows on a small disk).")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3,
                         help="distill filter runs per size; the median wall time is reported (this host drifts).")  # fmt: skip
@@ -530,19 +625,26 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="Rebuild the cached corpora.")
     parser.add_argument("--keep-outputs", action="store_true", help="Keep the filter outputs.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="Per size, after the runs: what in the main process grows with the rows (RSS per structure).")  # fmt: skip
     parser.add_argument("--_reference", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--_breakdown", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args._breakdown:
+        print(json.dumps(memory_breakdown(Path(args._breakdown[0]), Path(args._breakdown[1]))))
+        return
     if args._reference:
         corpus, n, out = args._reference
         reference_pipeline(Path(corpus), int(n), Path(out))
         return
     subreaper = _become_subreaper()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    chars = tuple(int(c) for c in args.trace_chars.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
     corpora = {}
     for n in sizes:
         print(f"corpus of {n} rows ...", flush=True)
-        corpora[n] = ensure_corpus(args.workdir, n, args.seed, args.shard_rows, args.rebuild)
+        corpora[n] = ensure_corpus(args.workdir, n, args.seed, args.shard_rows, args.rebuild, chars)
     smallest = min(sizes)
     info = _corpus_info(*corpora[smallest])
 
@@ -568,6 +670,9 @@ def main() -> None:
             shutil.rmtree(args.workdir / "out-reference", ignore_errors=True)
         return ref
 
+    if args.breakdown and args.recipe is None:  # the work/ folder kept for the breakdown
+        args.recipe = args.workdir / "keep-work.yaml"
+        args.recipe.write_text("filter:\n  keep_work: true\n")
     # The reference runs between the first and the second distill run of the smallest size: the
     # host drifts over minutes, and the runs compared then straddle it in time.
     runs, ref = [], None
@@ -587,6 +692,11 @@ def main() -> None:
         run["repeats"] = [
             {k: t[k] for k in ("wall_s", "traces_per_s", "cpu_s", "load_before", "started_at")} for t in tries
         ]
+        if args.breakdown:  # in a fresh process, from the kept work/ of the last run
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--_breakdown", str(corpus), str(out)]
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=True)
+            run["memory_breakdown"] = json.loads(done.stdout.splitlines()[-1])
+            print(f"  memory: {run['memory_breakdown']}", flush=True)
         run["dedup"] = dedup_quality(out, truth)
         run["verify_vs_planted"] = verify_agreement(out, truth)
         runs.append(run)

@@ -282,18 +282,22 @@ class NearDedup:
         return None
 
 
-def rows_sharing_a_band(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """For each row of `signatures` (n x num_perm): whether one of its LSH bands (`rows` values)
-    equals the same band of another row. A row that shares no band can neither find a candidate
-    in a `NearDedup` index of these rows nor become one, so a caller may leave it out of the
-    index (and keep it) with the same results. Bands are compared by a 64-bit hash: a collision
-    only marks more rows as sharing."""
-    n = signatures.shape[0]
+def rows_sharing_a_band(
+    signatures: np.ndarray, bands: int, rows: int, subset: np.ndarray | None = None
+) -> np.ndarray:
+    """For each row of `signatures` (n x num_perm), or of its rows `subset` (indexes; one band of
+    them copied at a time, not their whole signatures): whether one of its LSH bands (`rows`
+    values) equals the same band of another such row. A row that shares no band can neither find
+    a candidate in a `NearDedup` index of these rows nor become one, so a caller may leave it out
+    of the index (and keep it) with the same results. Bands are compared by a 64-bit hash: a
+    collision only marks more rows as sharing."""
+    n = signatures.shape[0] if subset is None else len(subset)
     shared = np.zeros(n, dtype=np.bool_)
     if n < 2:
         return shared
     for b in range(bands):
-        part = signatures[:, b * rows : (b + 1) * rows].astype(U64)
+        columns = slice(b * rows, (b + 1) * rows)
+        part = (signatures[:, columns] if subset is None else signatures[subset, columns]).astype(U64)
         h = np.zeros(n, dtype=U64)
         for r in range(rows):
             h = fmix64(h ^ (part[:, r] * NGRAM_MULT[r % 5]))

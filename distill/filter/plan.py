@@ -140,7 +140,7 @@ def make_plan(keys: Keys, cfg: FilterConfig) -> Plan:
     # Rows that share no LSH band with another row never meet in the index: they skip it (same
     # result; the index then holds only the few rows that share a band, not every kept one).
     if near is not None and alive:
-        shared = rows_sharing_a_band(keys.signatures[np.array(alive)], d.bands, d.rows).tolist()
+        shared = rows_sharing_a_band(keys.signatures, d.bands, d.rows, np.array(alive)).tolist()
     else:
         shared = [False] * len(alive)
     survivors = []

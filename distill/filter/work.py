@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distill.errors import UserError
 from distill.filter.config import FilterConfig
@@ -89,28 +90,58 @@ def ids_of_sealed(files: list[Path], work: ShardStore, todo: list[int]) -> dict[
 
 def read_keys(work: ShardStore, files: list[Path], num_perm: int, problems: bool = False) -> Keys:
     """The work shards' small columns, concatenated; `problems`: also each prompt's problem (from
-    the work shard when it holds the texts, else from the input file: a small column)."""
+    the work shard when it holds the texts, else from the input file: a small column).
+
+    What grows with the rows (measured at 1M rows: docs/benchmarks.md): the signatures, one
+    preallocated array filled from the shards' buffers (4 x num_perm bytes a row, no Python
+    object nor a second copy), and the Python lists; equal prompt ids, verdicts, stages and
+    reasons share one object (a prompt's samples, `pass`, `fail: wrong answer`, ...)."""
     keys = Keys()
     cols = ["id", "prompt_id", "verdict", "reject_stage", "reject_reason", "_pref", "_digest", "_sig"]
-    sigs = []
-    for k in range(len(files)):
-        path = work.root / shard_name(k, work.num_shards)
+    paths = [work.root / shard_name(k, work.num_shards) for k in range(len(files))]
+    keys.signatures = np.empty((sum(_rows_of(p) for p in paths), num_perm), np.uint32)
+    shared: dict[Any, Any] = {}  # value -> the one object that stands for it
+    for k, path in enumerate(paths):
         t = read_parquet(path, cols)
         if problems:
             prompt_ids = t.column("prompt_id").to_pylist()
             for pid, problem in zip(prompt_ids, _problems(path, files[k], t), strict=True):
                 keys.problems.setdefault(pid, problem or "")
-        keys.bounds.append((len(keys.ids), len(keys.ids) + t.num_rows))
+        start = len(keys.ids)
+        keys.bounds.append((start, start + t.num_rows))
         keys.ids += t.column("id").to_pylist()
-        keys.prompts += t.column("prompt_id").to_pylist()
-        keys.verdicts += t.column("verdict").to_pylist()
-        keys.stage1 += t.column("reject_stage").to_pylist()
-        keys.reasons1 += t.column("reject_reason").to_pylist()
+        for name, values in (
+            ("prompt_id", keys.prompts),
+            ("verdict", keys.verdicts),
+            ("reject_stage", keys.stage1),
+            ("reject_reason", keys.reasons1),
+        ):
+            values += [shared.setdefault(v, v) for v in t.column(name).to_pylist()]
         keys.lengths += t.column("_pref").to_pylist()
         keys.digests += t.column("_digest").to_pylist()
-        sigs.append(b"".join(t.column("_sig").to_pylist()))
-    keys.signatures = np.frombuffer(b"".join(sigs), dtype=np.uint32).reshape(len(keys.ids), num_perm)
+        for chunk in t.column("_sig").chunks:
+            keys.signatures[start : start + len(chunk)] = _fixed_width_rows(chunk, num_perm)
+            start += len(chunk)
     return keys
+
+
+def _rows_of(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _fixed_width_rows(chunk: pa.Array, num_perm: int) -> np.ndarray:
+    """A binary array of `num_perm` uint32 values a row (`binary_rows`) as a (rows, num_perm) view
+    of its data buffer, without a Python object per row."""
+    if len(chunk) == 0:
+        return np.empty((0, num_perm), np.uint32)
+    wide = pa.types.is_large_binary(chunk.type)
+    offsets = np.frombuffer(chunk.buffers()[1], np.int64 if wide else np.int32)
+    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+    width = 4 * num_perm
+    if chunk.null_count or offsets[-1] - offsets[0] != width * len(chunk):
+        raise ValueError(f"MinHash signatures of {num_perm} values expected in the work shard")
+    data = np.frombuffer(chunk.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    return data.view(np.uint32).reshape(len(chunk), num_perm)
 
 
 def _problems(work_path: Path, source: Path, keys: pa.Table) -> list[str | None]:

@@ -20,6 +20,7 @@ from distill.filter.dedup import (
     minhash_signature,
     minhash_signatures,
     permutations,
+    rows_sharing_a_band,
 )
 from distill.text import normalize_text, shingle_hashes
 from tests.filter.helpers import edit_to, s1k_traces
@@ -137,3 +138,14 @@ def test_datasketch_without_scipy_integrate_until_used() -> None:
         "print(ds is sys.modules['datasketch'], sys.modules['datasketch.lsh'].integrate is real.quad)\n"
     )
     assert already.strip() == "True True"
+
+
+def test_rows_sharing_a_band_of_a_subset_is_that_of_the_subset_copied():
+    """The plan passes the row indexes instead of copying the rows' signatures (512 bytes a row)."""
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 4, size=(200, 128), dtype=np.uint32)  # few values: many bands shared
+    subset = np.sort(rng.choice(200, 120, replace=False))
+    assert (
+        rows_sharing_a_band(sigs, 16, 8, subset).tolist() == rows_sharing_a_band(sigs[subset], 16, 8).tolist()
+    )
+    assert rows_sharing_a_band(sigs, 16, 8, subset).any()

@@ -50,6 +50,15 @@ def test_the_keys_and_counts_read_back_from_the_work_shards(tmp_path):
     assert keys.lengths == [100, 101, 102, 200, 201] and keys.signatures.shape == (5, 128)
     assert keys.problems == {"p1": q[0]["question"], "p2": q[1]["question"]}  # from the Parquet input too
     assert [len(d) for d in keys.digests] == [16] * 5
+    sigs = np.concatenate(
+        [
+            np.frombuffer(
+                b"".join(pq.read_table(work.root / name, columns=["_sig"])["_sig"].to_pylist()), np.uint32
+            )
+            for name in sorted(work.shards)
+        ]
+    )
+    assert (keys.signatures == sigs.reshape(5, 128)).all()  # filled from the buffers: the same values
     rejects = input_reject_rows(work, len(files))
     assert len(rejects) == 1 and rejects[0]["reason"].startswith("malformed JSON")
     assert input_counts(work, len(files)) == {"derived": {}, "no_answer_column": 0, "unparsable_golds": {}}
