@@ -11,6 +11,8 @@ the order of its passes, each in its own module:
 3. `output.py`, per work shard, in the worker processes: every row to `sft/` (kept, with
    `messages`) or `rejects/` (with its stage and reason), and `pairs/`.
 Each pass is resumable (sealed shards are kept). Same input + same config = same output.
+Scaled out (docs/scaling.md#filter): `num_workers` W > 1 runs pass 1 alone, of the input files
+k % W == `worker_index`; then `merge` runs passes 2 and 3 from every worker's work shards.
 """
 
 from __future__ import annotations
