@@ -6,6 +6,7 @@ refused."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pyarrow.parquet as pq
 import pytest
@@ -14,6 +15,7 @@ from distill.errors import UserError
 from distill.filter.run import run_filter
 from distill.schema import TRACE_SCHEMA, to_table
 from distill.stages import load_stage_config
+from tests.conftest import DISTILL
 from tests.filter.helpers import edit_to, gsm8k, real_reasoning, trace
 
 W = 3
@@ -182,3 +184,31 @@ def test_a_plain_run_finishes_what_the_workers_left(inputs, tmp_path):
     assert list(a) == list(b)
     for name in a:
         assert a[name] == b[name], name
+
+
+def test_the_command_line(inputs, tmp_path):
+    """The flags reach the stage: a worker says what is next; a merge without the other workers
+    names them (exit code 2, one error line); a merge with --num-workers is refused."""
+    folder, bench = inputs
+    out = tmp_path / "out"
+    common = [
+        *DISTILL,
+        "filter",
+        str(folder),
+        "-o",
+        str(out),
+        "--decontaminate",
+        str(bench),
+        "--workers",
+        "1",
+    ]
+    done = subprocess.run(
+        [*common, "--num-workers", "2", "--worker-index", "1"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "first pass of worker 1 of 2: 3 input files" in done.stderr and "--merge" in done.stderr
+    assert (out / "work" / "manifests" / "worker-00001-of-00002.json").is_file()
+    done = subprocess.run([*common, "--merge"], capture_output=True, text=True)
+    assert done.returncode == 2 and "worker 0 of 2 never ran" in done.stderr, done.stderr
+    done = subprocess.run([*common, "--merge", "--num-workers", "2"], capture_output=True, text=True)
+    assert done.returncode == 2 and "leave out --num-workers" in done.stderr, done.stderr
