@@ -43,7 +43,8 @@ from distill.train.template import TemplateMismatch, assistant_spans, tokenize_w
 ROLES = ("system", "user", "assistant")
 DATA_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
 BATCH_ROWS = 1024  # rows read from a file at a time
-MAP_BATCH = 64  # rows per record batch of conversations.arrow = per tokenization call
+MAP_BATCH = 64  # rows per record batch of conversations.arrow
+TOKEN_BATCH = 1024  # rows per tokenization call = per record batch of tokens*.arrow (see tokenize_all)
 CONVERSATIONS = "conversations.arrow"
 READ_SUMMARY = "read.json"
 TOKENS_META = "meta.json"
@@ -266,21 +267,26 @@ def tokenize_all(
     path = conv.path
 
     def _map(batch: dict[str, list], rank: int | None = None) -> dict[str, list]:
+        import numpy as np
+
         out: dict[str, list] = {"input_ids": [], "labels": []}
         record: dict[str, Any] = {"tokens": 0, "answer_tokens": 0, "dropped": []}
-        rows = [_conversation_batch(path, index) for index in batch["batch"]]
-        pairs = [
-            pair for columns in rows for pair in zip(columns["messages"], columns["origin"], strict=True)
-        ]
-        for messages, origin in pairs:
-            ids, labels, reason = tokenize_conversation(tokenizer, template, messages, max_length, truncate)
-            if reason is None:
-                out["input_ids"].append(ids)
-                out["labels"].append(labels)
+        for index in batch["batch"]:  # one record batch of conversations at a time
+            columns = _conversation_batch(path, index)
+            for messages, origin in zip(columns["messages"], columns["origin"], strict=True):
+                ids, labels, reason = tokenize_conversation(
+                    tokenizer, template, messages, max_length, truncate
+                )
+                if reason is not None:
+                    record["dropped"].append({"source": origin, "reason": reason, "tokens": len(ids)})
+                    continue
+                labels_np = np.asarray(
+                    labels, dtype=np.int32
+                )  # int32 arrays: 4 bytes a token, not a Python int
+                out["input_ids"].append(np.asarray(ids, dtype=np.int32))
+                out["labels"].append(labels_np)
                 record["tokens"] += len(ids)
-                record["answer_tokens"] += sum(1 for t in labels if t != -100)
-            else:
-                record["dropped"].append({"source": origin, "reason": reason, "tokens": len(ids)})
+                record["answer_tokens"] += int((labels_np != -100).sum())
         with open(folder / f"batches-{rank or 0:05d}.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         return out
@@ -291,7 +297,11 @@ def tokenize_all(
     mapped = indices.map(
         _map,
         batched=True,
-        batch_size=1,  # one record batch of MAP_BATCH conversations per call
+        # TOKEN_BATCH rows per call, written as one record batch: a reader of the tokens (rank 0, the
+        # other ranks) touches pages around each record batch's header, ~64 KB each, so small
+        # batches would make the memory-mapped tokens cost ~1 KB of RSS per row.
+        batch_size=TOKEN_BATCH // MAP_BATCH,
+        writer_batch_size=TOKEN_BATCH,
         num_proc=num_proc,
         with_rank=True,
         remove_columns=["batch"],
@@ -309,9 +319,7 @@ def tokenize_all(
                 stats["tokens"] += record["tokens"]
                 stats["answer_tokens"] += record["answer_tokens"]
                 conv.dropped.extend(record["dropped"])
-    names = [Path(f["filename"]).name for f in mapped.cache_files]
-    dataset = load_tokens(folder, names) if names else mapped
-    return dataset, stats
+    return mapped, stats  # memory-mapped from tokens*.arrow (mapped.cache_files)
 
 
 _READER: dict[str, Any] = {}  # this process's open reader of a conversations file
