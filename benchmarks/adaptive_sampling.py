@@ -52,7 +52,11 @@ def recipe(mode: str, args) -> dict:
                 "source": "arithmetic",
                 "limit": args.prompts,
             },
-            "teacher": {"model": "smollm2-135m", "max_model_len": 1024},
+            "teacher": {
+                "model": "smollm2-135m",
+                "max_model_len": 1024,
+                **({"vllm_kwargs": {"block_size": args.block_size}} if args.block_size else {}),
+            },
             "sampling": sampling,
             "prompts": {"think_prefill": False, "templates": {"math": TEMPLATE}},
             "verify": {"math": {"answer_format": "lenient"}},
@@ -135,6 +139,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="vLLM's KV block size (its CPU default, 128, is longer than these prompts, so its prefix "
+        "cache serves none of a round's re-sent prompt; 32 lets it)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/distill-adaptive"))
     parser.add_argument("--out", type=Path, default=RESULTS / "adaptive_sampling.json")
     args = parser.parse_args()
