@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from importlib import metadata
@@ -102,3 +104,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """`atomic_write_bytes` of `text` in UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def command_line() -> str | None:
+    """This process's command line as the user would type it (`distill filter ...`), or None when
+    the process is not the `distill` command (a stage called from Python, e.g. a test)."""
+    program = sys.argv[0] if sys.argv else ""
+    if Path(program).name != "distill" and not program.endswith(("distill/cli.py", "distill/__main__.py")):
+        return None
+    return shlex.join(["distill", *sys.argv[1:]])

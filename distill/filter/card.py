@@ -16,8 +16,6 @@ counts), and the command lines that made it (the filter records its own in `sft/
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -47,15 +45,6 @@ class CardConfig(StrictModel):
     pretty_name: str | None = Field(
         None, description="The card's title (default: the last three parts of the folder's path)."
     )
-
-
-def command_line() -> str | None:
-    """This process's command line as the user would type it (`distill filter ...`), or None when
-    the process is not the `distill` command (a stage called from Python, e.g. a test)."""
-    program = sys.argv[0] if sys.argv else ""
-    if Path(program).name != "distill" and not program.endswith(("distill/cli.py", "distill/__main__.py")):
-        return None
-    return shlex.join(["distill", *sys.argv[1:]])
 
 
 def size_category(rows: int) -> str:

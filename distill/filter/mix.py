@@ -21,8 +21,8 @@ from pydantic import Field, model_validator
 
 from distill.config import StrictModel
 from distill.errors import UserError
-from distill.filter.card import CardConfig, command_line, write_mix_card
-from distill.provenance import atomic_write_text, git_commit, sha256_file
+from distill.filter.card import CardConfig, write_mix_card
+from distill.provenance import atomic_write_text, command_line, git_commit, sha256_file
 from distill.shards import MANIFEST, ShardStore, merge_manifests
 
 

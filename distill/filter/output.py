@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill.errors import UserError
-from distill.filter.card import command_line, filter_record, write_filter_cards
+from distill.filter.card import filter_record, write_filter_cards
 from distill.filter.plan import Keys, Plan
 from distill.filter.read import read_input, read_present
 from distill.filter.work import WORK_EXTRA, WORK_SCHEMA, FilterRun
-from distill.provenance import atomic_write_text
+from distill.provenance import atomic_write_text, command_line
 from distill.schema import FILTERED_SCHEMA, SFT_SCHEMA
 from distill.shards import ShardStore, shard_name, write_shard
 from distill.trace import THINK_CLOSE, THINK_OPEN, assistant_text

@@ -31,7 +31,7 @@ from distill.generate.config import GenerateConfig
 from distill.generate.journal import Journal
 from distill.inputs import PromptSet, Reject, read_prompts
 from distill.prompts import chat_messages, user_prompt
-from distill.provenance import atomic_write_text, package_versions
+from distill.provenance import atomic_write_text, command_line, package_versions
 from distill.schema import TRACE_SCHEMA, sample_id_for, stable_hash, to_table
 from distill.shards import ShardStore, merge_manifests
 from distill.trace import split_reasoning
@@ -222,7 +222,11 @@ def run_generate(
                 engine.close()
             note_spent(done)  # also when stopped (SIGTERM, an error): what it spent counts
         journal.remove_if_empty()
-    extra: dict[str, Any] = {"rejected_rows": len(pset.rejects), "rows_read": pset.rows_read}
+    extra: dict[str, Any] = {
+        "rejected_rows": len(pset.rejects),
+        "rows_read": pset.rows_read,
+        "command": command_line(),  # the dataset card's "how it was made"
+    }
     spent = total_spent(out, cfg.cost)
     if spent is not None:
         extra["spent"] = spent

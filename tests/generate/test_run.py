@@ -142,6 +142,9 @@ def test_killed_run_resumes_exactly_once(resumed_run):
     assert len(r["partials"]) <= 1
     manifest = json.loads((r["out"] / "manifest.json").read_text())
     assert manifest["complete"] and manifest["totals"]["rows"] == N_PROMPTS * N_SAMPLES
+    assert manifest["command"].startswith("distill generate ")  # the dataset card shows it
+    spent = manifest["spent"]  # the runs that recorded their spending: the SIGTERMed one and the last
+    assert spent["runs"] >= 2 and spent["completion_tokens"] > 0 and spent["accelerators"] == 0
 
 
 def test_sigterm_flushes_the_journal_and_stops_every_engine_process(resumed_run):
