@@ -80,6 +80,7 @@ class VLLMEngine(Engine):
         kwargs.update(cfg.vllm_kwargs)
         self._kwargs = kwargs
         self._llm = None
+        self._engine_pids: set[int] = set()
         self._seed_set = False
 
     def _start(self, seed: int):
@@ -90,11 +91,14 @@ class VLLMEngine(Engine):
 
             # its own row: the generation's rate and ETA start when the engine takes prompts
             with phase(f"starting vLLM ({self.teacher})"):
+                before = child_pids()
                 try:
                     self._llm = LLM(**{**self._kwargs, "seed": seed})
                 except BaseException:  # SIGTERM or a failure mid-start: no engine process may outlive us
-                    stop_engine_processes()
+                    stop_engine_processes(child_pids() - before)
                     raise
+                finally:
+                    self._engine_pids = child_pids() - before
             self.tokenizer = self._llm.get_tokenizer()
             self.max_model_len = self._llm.llm_engine.model_config.max_model_len
         return self._llm
@@ -184,19 +188,40 @@ class VLLMEngine(Engine):
             with contextlib.suppress(Exception):
                 self._llm.llm_engine.engine_core.shutdown()
             self._llm = None
-            stop_engine_processes()
+            stop_engine_processes(self._engine_pids)
 
 
-def stop_engine_processes(grace: float = 5.0) -> None:
-    """Stop the vLLM processes this process started (EngineCore, its workers) that are still alive:
-    vLLM's own shutdown misses them when it is interrupted (SIGTERM mid-start, or mid-shutdown),
-    and an orphaned engine keeps its memory (GBs) until someone kills it."""
+def child_pids() -> set[int]:
+    """The PIDs of this process's descendants now."""
     try:
         import psutil  # a dependency of vLLM
     except ImportError:
+        return set()
+    try:
+        return {p.pid for p in psutil.Process().children(recursive=True)}
+    except psutil.Error:
+        return set()
+
+
+def stop_engine_processes(started_by_engine: set[int], grace: float = 5.0) -> None:
+    """Stop the processes an engine started (`started_by_engine`: the descendants that appeared
+    while it started; vLLM's EngineCore and its workers) that are still alive, with their own
+    children. vLLM's shutdown misses them when it is interrupted (SIGTERM mid-start or
+    mid-shutdown), and an orphaned engine keeps its memory (GBs). Only those: a vLLM server, or
+    another engine, that the same process started is left alone."""
+    if not started_by_engine:
         return
+    try:
+        import psutil
+    except ImportError:
+        return
+    procs = []
+    for pid in started_by_engine:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            if _is_engine(proc):  # not, say, verifier workers another thread started meanwhile
+                procs += [proc, *proc.children(recursive=True)]
     with contextlib.suppress(psutil.Error):
-        procs = [p for p in psutil.Process().children(recursive=True) if _is_engine(p)]
         _, alive = psutil.wait_procs(procs, timeout=grace)
         for p in alive:
             with contextlib.suppress(psutil.Error):
@@ -208,6 +233,7 @@ def stop_engine_processes(grace: float = 5.0) -> None:
 
 
 def _is_engine(proc) -> bool:
+    """A vLLM process: its title (`VLLM::EngineCore`, `VLLMWorker...`) or its command line."""
     try:
         return proc.name().startswith("VLLM") or "vllm" in " ".join(proc.cmdline()[:3]).lower()
     except Exception:
