@@ -200,7 +200,7 @@ def _run_stages(cfg, stages, data, run, out, state, todo, upstream_of, log, done
         done.append((stage, "ran"))
         spent = stage_spent(stage, folder, cfg.cost)
         if spent:
-            total = run_spent(run, cfg.cost, state)
+            total = run_spent(run, cfg.cost)
             log(f"[{stage}] spent {describe_spent(spent)}; the run so far: {describe_spent(total)}")
     if (
         cfg.baseline
@@ -318,7 +318,7 @@ def _add(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
     return total
 
 
-def run_spent(run: Path, prices: Prices | None, state: dict | None = None) -> dict[str, Any] | None:
+def run_spent(run: Path, prices: Prices | None) -> dict[str, Any] | None:
     """Every stage's spending in the run folder, added up."""
     outs = _stage_outputs(run)
     return _add([p for st, f in outs.items() if f.exists() and (p := stage_spent(st, f, prices))])

@@ -44,10 +44,6 @@ class Journaled:
     segments: int = 0
     unreadable: int = 0
 
-    @property
-    def prompts(self) -> int:
-        return len(self.rows)
-
 
 class Journal:
     """Appends finished requests per shard; `flush` writes what is pending, one segment per shard.
@@ -73,7 +69,6 @@ class Journal:
         self._count = 0
         self._last = time.monotonic()
         self._serial = 0
-        self.written_requests = 0
 
     def shard_dir(self, index: int) -> Path:
         return self.dir / f"shard-{index:05d}-of-{self.num_shards:05d}"
@@ -135,7 +130,6 @@ class Journal:
             del self._pending[index]
             written += len(items)
         self._count -= written
-        self.written_requests += written
         if only is None:
             self._last = time.monotonic()
         return written
